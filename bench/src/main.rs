@@ -1,0 +1,58 @@
+//! `vclab`: the lab's command-line interface. Each subcommand lives in its own
+//! module; `main` only parses, dispatches, prints the error chain and sets the
+//! exit code.
+
+mod artifacts;
+mod compare;
+mod container_cmd;
+mod host_cmd;
+mod vm_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// vclab: put a KVM micro-VM and a Linux container side by side, run the same
+/// workload in both and on the bare host, and measure what each costs.
+#[derive(Parser, Debug)]
+#[command(name = "vclab", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Describe this host: KVM kind, cgroup mode, installed peers.
+    Host(host_cmd::Args),
+    /// Micro-VM commands.
+    #[command(subcommand)]
+    Vm(vm_cmd::VmCommand),
+    /// Container commands.
+    #[command(subcommand)]
+    Container(container_cmd::ContainerCommand),
+    /// Run the side-by-side comparison and write its report.
+    Compare(compare::Args),
+    /// Rebuild the plots and report of a saved results directory without measuring.
+    Report(compare::ReportArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Host(args) => host_cmd::run(args),
+        Command::Vm(cmd) => vm_cmd::run(cmd),
+        Command::Container(cmd) => container_cmd::run(cmd),
+        Command::Compare(args) => compare::run(args),
+        Command::Report(args) => compare::report(args),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("vclab: {}", chain.join(": "));
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The one workload vclab runs everywhere.
+#![no_std]
+#![deny(missing_docs)]
