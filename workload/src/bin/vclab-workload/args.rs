@@ -1,0 +1,222 @@
+//! Hand-parsed command line of `vclab-workload` (no clap: the binary must stay small and start fast).
+
+use std::fmt;
+
+use vclab_workload::{Kernel, Params};
+
+/// The usage text printed by `--help` and named in argument errors.
+pub const USAGE: &str = "\
+usage: vclab-workload run <cpu|mem-bw|mem-lat> [--size BYTES] [--iterations N] [--seed N]
+       vclab-workload idle            print {\"ready\":true}, wait for SIGTERM/SIGINT, exit 0
+       vclab-workload ready           write 123 to I/O port 0x3f0 through /dev/port (vclab guest)
+       vclab-workload guest-exit N    write N (0-255) to I/O port 0x3f1 through /dev/port (vclab guest)";
+
+/// One invocation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run a kernel and print its JSON line.
+    Run(Params),
+    /// Print the ready line and wait for a signal.
+    Idle,
+    /// Signal "guest ready" to the VMM.
+    Ready,
+    /// End the VM with this status.
+    GuestExit(u8),
+    /// Print the usage.
+    Help,
+}
+
+/// A command line this binary refuses.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArgsError {
+    /// No command given.
+    Missing,
+    /// The first word is not a command.
+    UnknownCommand(String),
+    /// `run` without a kernel or with an unknown one.
+    Kernel(Option<String>),
+    /// An option `run` does not know.
+    UnknownOption(String),
+    /// An option without its value.
+    MissingValue(&'static str),
+    /// A value that is not a number in range.
+    BadNumber {
+        /// The option or command the value belongs to.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Params out of bounds (size, iterations).
+    Params(vclab_workload::ParamsError),
+    /// Words after a complete command.
+    Extra(String),
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::Missing => write!(
+                f,
+                "no command given: use run, idle, ready or guest-exit (see --help)"
+            ),
+            ArgsError::UnknownCommand(c) => write!(
+                f,
+                "unknown command `{c}`: use run, idle, ready or guest-exit (see --help)"
+            ),
+            ArgsError::Kernel(None) => write!(f, "`run` needs a kernel: cpu, mem-bw or mem-lat"),
+            ArgsError::Kernel(Some(k)) => {
+                write!(f, "unknown kernel `{k}`: use cpu, mem-bw or mem-lat")
+            }
+            ArgsError::UnknownOption(o) => write!(
+                f,
+                "unknown option `{o}` for run: use --size, --iterations or --seed"
+            ),
+            ArgsError::MissingValue(o) => write!(f, "option {o} needs a value"),
+            ArgsError::BadNumber { what, value } => {
+                write!(f, "{what} `{value}` is not a valid decimal number in range")
+            }
+            ArgsError::Params(e) => write!(f, "{e}"),
+            ArgsError::Extra(w) => write!(f, "unexpected argument `{w}` (see --help)"),
+        }
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsError> {
+    let mut args = args.into_iter();
+    let command = match args.next() {
+        None => return Err(ArgsError::Missing),
+        Some(c) => c,
+    };
+    let command = match command.as_str() {
+        "-h" | "--help" | "help" => Command::Help,
+        "run" => return parse_run(args),
+        "idle" => Command::Idle,
+        "ready" => Command::Ready,
+        "guest-exit" => {
+            let value = args.next().ok_or(ArgsError::MissingValue("guest-exit"))?;
+            let status = value.parse::<u8>().map_err(|_| ArgsError::BadNumber {
+                what: "guest-exit status (0-255)",
+                value,
+            })?;
+            Command::GuestExit(status)
+        }
+        _ => return Err(ArgsError::UnknownCommand(command)),
+    };
+    match args.next() {
+        Some(extra) => Err(ArgsError::Extra(extra)),
+        None => Ok(command),
+    }
+}
+
+/// Parses `run <kernel> [--size BYTES] [--iterations N] [--seed N]` (also `--size=BYTES`).
+fn parse_run(mut args: impl Iterator<Item = String>) -> Result<Command, ArgsError> {
+    let name = args.next().ok_or(ArgsError::Kernel(None))?;
+    let kernel = Kernel::from_name(&name).ok_or(ArgsError::Kernel(Some(name)))?;
+    let mut params = Params::new(kernel);
+    while let Some(arg) = args.next() {
+        let (option, inline) = match arg.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
+            _ => (arg, None),
+        };
+        let (name, slot): (&'static str, &mut u64) = match option.as_str() {
+            "--size" => ("--size", &mut params.size),
+            "--iterations" => ("--iterations", &mut params.iterations),
+            "--seed" => ("--seed", &mut params.seed),
+            _ if option.starts_with('-') => return Err(ArgsError::UnknownOption(option)),
+            _ => return Err(ArgsError::Extra(option)),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or(ArgsError::MissingValue(name))?,
+        };
+        *slot = value
+            .parse::<u64>()
+            .map_err(|_| ArgsError::BadNumber { what: name, value })?;
+    }
+    params.validate().map_err(ArgsError::Params)?;
+    Ok(Command::Run(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(words: &[&str]) -> Result<Command, ArgsError> {
+        parse(words.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn run_with_options() {
+        let cmd = p(&[
+            "run",
+            "mem-lat",
+            "--size",
+            "65536",
+            "--iterations=2",
+            "--seed",
+            "9",
+        ]);
+        assert_eq!(
+            cmd,
+            Ok(Command::Run(Params {
+                kernel: Kernel::MemLat,
+                size: 65536,
+                iterations: 2,
+                seed: 9
+            }))
+        );
+        assert_eq!(
+            p(&["run", "cpu"]),
+            Ok(Command::Run(Params::new(Kernel::Cpu)))
+        );
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(p(&["idle"]), Ok(Command::Idle));
+        assert_eq!(p(&["ready"]), Ok(Command::Ready));
+        assert_eq!(p(&["guest-exit", "7"]), Ok(Command::GuestExit(7)));
+        assert_eq!(p(&["--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(&[]), Err(ArgsError::Missing));
+        assert!(matches!(p(&["walk"]), Err(ArgsError::UnknownCommand(_))));
+        assert_eq!(p(&["run"]), Err(ArgsError::Kernel(None)));
+        assert!(matches!(
+            p(&["run", "gpu"]),
+            Err(ArgsError::Kernel(Some(_)))
+        ));
+        assert!(matches!(
+            p(&["run", "cpu", "--fast"]),
+            Err(ArgsError::UnknownOption(_))
+        ));
+        assert_eq!(
+            p(&["run", "cpu", "--size"]),
+            Err(ArgsError::MissingValue("--size"))
+        );
+        assert!(matches!(
+            p(&["run", "cpu", "--seed", "-1"]),
+            Err(ArgsError::BadNumber { .. })
+        ));
+        assert!(matches!(
+            p(&["run", "cpu", "--size", "1"]),
+            Err(ArgsError::Params(_))
+        ));
+        assert!(matches!(
+            p(&["run", "cpu", "--iterations", "0"]),
+            Err(ArgsError::Params(_))
+        ));
+        assert!(matches!(
+            p(&["guest-exit", "256"]),
+            Err(ArgsError::BadNumber { .. })
+        ));
+        assert!(matches!(p(&["idle", "now"]), Err(ArgsError::Extra(_))));
+        assert!(matches!(
+            p(&["run", "cpu", "extra"]),
+            Err(ArgsError::Extra(_))
+        ));
+    }
+}
