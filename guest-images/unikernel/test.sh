@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Boots the unikernel guest under QEMU microvm (PVH entry, KVM) and checks it:
+#   - cpu, mem-bw and mem-lat result lines equal the host `vclab-workload run` lines
+#     (kernel, size, iterations, seed, checksum, ops; only the timings differ);
+#   - vclab.exit=N, vclab.fault=ports|triple|hang, vclab.kernel=idle, bad input, too little RAM.
+# With VCLAB_BIN=/path/to/vclab it also boots the kernels and the triple fault under the lab's own
+# VMM (`vclab vm run`, 64-bit Linux boot entry, lab control device) and checks the same lines.
+# Usage: test.sh            (needs qemu-system-x86_64 and /dev/kvm; takes about half a minute)
+# Env: CARGO_TARGET_DIR (default: target/ here), VCLAB_QEMU_CPU (default host,-arch-capabilities:
+#      QEMU 7.2 cannot set MSR 0x10a on kvm_pvm with plain `-cpu host`).
+set -eu -o pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
+qemu_cpu="${VCLAB_QEMU_CPU:-host,-arch-capabilities}"
+work=""
+guest_pid=""
+failures=0
+
+cleanup() {
+    if [ -n "$guest_pid" ]; then
+        kill "$guest_pid" 2>/dev/null || true
+        wait "$guest_pid" 2>/dev/null || true
+    fi
+    if [ -n "$work" ]; then
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+pass() {
+    echo "ok: $*" >&2
+}
+
+# boot SECONDS MEM_MB CMDLINE: runs the guest, output in $work/out, QEMU's status in $status.
+boot() {
+    local secs="$1" mem="$2" cmdline="$3"
+    timeout -k 2 "$secs" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -enable-kvm \
+        -cpu "$qemu_cpu" -m "$mem" -nodefaults -no-user-config -nographic -no-reboot \
+        -serial stdio -device isa-debug-exit -kernel "$work/guest.elf" -append "$cmdline" \
+        </dev/null >"$work/out" 2>"$work/err" &
+    guest_pid=$!
+    status=0
+    wait "$guest_pid" || status=$?
+    guest_pid=""
+    tr -d '\r' <"$work/out" >"$work/out.lf"
+}
+
+# The result line without its timings (elapsed_ns, start_monotonic_ns differ by runtime).
+result_of() {
+    grep '^{"kernel"' "$1" | sed 's/,"elapsed_ns":.*$//' | head -n 1
+}
+
+# QEMU's isa-debug-exit status for guest status N.
+qemu_status() {
+    echo $((($1 << 1) | 1))
+}
+
+check_kernel() {
+    local kernel="$1" size="$2" iterations="$3" seed="$4"
+    local args=(run "$kernel")
+    local cmdline="vclab.kernel=$kernel"
+    if [ "$size" != "-" ]; then
+        args+=(--size "$size" --iterations "$iterations" --seed "$seed")
+        cmdline="$cmdline vclab.size=$size vclab.iterations=$iterations vclab.seed=$seed"
+    fi
+    "$host_workload" "${args[@]}" >"$work/host"
+    boot 60 128 "$cmdline"
+    local want got
+    want="$(result_of "$work/host")"
+    got="$(result_of "$work/out.lf")"
+    if [ "$status" -ne "$(qemu_status 0)" ]; then
+        fail "$cmdline: QEMU status $status, want $(qemu_status 0); output: $(cat "$work/out.lf" "$work/err")"
+    elif ! grep -qx '{"ready":true}' "$work/out.lf"; then
+        fail "$cmdline: no ready line; output: $(cat "$work/out.lf")"
+    elif [ -z "$want" ] || [ "$want" != "$got" ]; then
+        fail "$cmdline: guest line differs from the host's: guest [$got] host [$want]"
+    else
+        pass "$cmdline: $(grep -o '"checksum":"[0-9a-f]*"' "$work/out.lf")"
+    fi
+    if [ -n "${VCLAB_BIN:-}" ]; then
+        vm_run "$cmdline"
+        got="$(result_of "$work/out.lf")"
+        if [ "$status" -ne 0 ] || [ -z "$want" ] || [ "$want" != "$got" ]; then
+            fail "vclab vm run $cmdline: status $status, guest [$got] host [$want]; $(tail -c 400 "$work/err")"
+        else
+            pass "vclab vm run $cmdline"
+        fi
+    fi
+}
+
+# vm_run CMDLINE: the guest under the lab VMM; stdout in $work/out.lf, status in $status.
+vm_run() {
+    timeout -k 2 60 "$VCLAB_BIN" vm run --kernel "$work/guest.elf" --cmdline "$1" --console off \
+        --json --timeout 50 </dev/null >"$work/out.lf" 2>"$work/err" &
+    guest_pid=$!
+    status=0
+    wait "$guest_pid" || status=$?
+    guest_pid=""
+}
+
+main() {
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        echo "test.sh: qemu-system-x86_64 not found: apt-get install qemu-system-x86" >&2
+        exit 1
+    fi
+    work="$(mktemp -d /tmp/vclab-unikernel-test.XXXXXX)"
+    "$here/build.sh" "$work/guest.elf"
+    echo "test.sh: building the host vclab-workload" >&2
+    (cd "$root" && cargo build --release --quiet -p vclab-workload --bin vclab-workload)
+    host_workload="$CARGO_TARGET_DIR/release/vclab-workload"
+
+    # Checksums: the kernels' defaults and small runs with other seeds.
+    check_kernel cpu - - -
+    check_kernel mem-bw - - -
+    check_kernel mem-lat - - -
+    check_kernel cpu 4096 1 0
+    check_kernel cpu 200000 3 12345
+    check_kernel mem-bw 1048576 2 7
+    check_kernel mem-lat 65536 3 18446744073709551615
+
+    # vclab.exit=N: the result line, then status N.
+    boot 60 128 "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.exit=42"
+    if [ "$status" -eq "$(qemu_status 42)" ] && grep -q '^{"kernel":"cpu"' "$work/out.lf"; then
+        pass "vclab.exit=42"
+    else
+        fail "vclab.exit=42: QEMU status $status, want $(qemu_status 42); output: $(cat "$work/out.lf")"
+    fi
+
+    # ports: reads the unknown ports (all-ones under QEMU), reports them, exits 0.
+    boot 60 128 "vclab.fault=ports"
+    local ports='{"fault":"ports","read":[255,255,255,255,255,255,255,255,255]}'
+    if [ "$status" -eq "$(qemu_status 0)" ] && grep -qxF "$ports" "$work/out.lf"; then
+        pass "vclab.fault=ports"
+    else
+        fail "vclab.fault=ports: QEMU status $status; output: $(cat "$work/out.lf")"
+    fi
+
+    # triple: a CPU reset without any exit status (with -no-reboot QEMU ends with 0).
+    boot 60 128 "vclab.fault=triple"
+    if [ "$status" -eq 0 ] && grep -qx '{"ready":true}' "$work/out.lf"; then
+        pass "vclab.fault=triple"
+    else
+        fail "vclab.fault=triple: QEMU status $status, want 0 (reset); output: $(cat "$work/out.lf")"
+    fi
+
+    if [ -n "${VCLAB_BIN:-}" ]; then
+        vm_run "vclab.fault=triple"
+        if [ "$status" -eq 121 ] && grep -q '"exit_reason":"triple-fault"' "$work/out.lf"; then
+            pass "vclab vm run vclab.fault=triple"
+        else
+            fail "vclab vm run vclab.fault=triple: status $status, want 121; $(tail -c 400 "$work/out.lf")"
+        fi
+    fi
+
+    # hang and idle: ready, then still running when the timeout (124) ends QEMU.
+    for mode in "vclab.fault=hang" "vclab.kernel=idle"; do
+        boot 3 128 "$mode"
+        if [ "$status" -eq 124 ] && [ "$(cat "$work/out.lf")" = '{"ready":true}' ]; then
+            pass "$mode"
+        else
+            fail "$mode: QEMU status $status, want 124 (still running); output: $(cat "$work/out.lf")"
+        fi
+    done
+
+    # Bad input and too little RAM: an error line and status 2.
+    boot 60 128 "vclab.kernel=gpu"
+    if [ "$status" -eq "$(qemu_status 2)" ] && grep -q '^vclab-unikernel: error: .*vclab.kernel=gpu' "$work/out.lf"; then
+        pass "vclab.kernel=gpu is refused"
+    else
+        fail "vclab.kernel=gpu: QEMU status $status; output: $(cat "$work/out.lf")"
+    fi
+    boot 60 48 "vclab.kernel=mem-bw vclab.size=67108864 vclab.iterations=1"
+    if [ "$status" -eq "$(qemu_status 2)" ] && grep -q '^vclab-unikernel: error: the run needs' "$work/out.lf"; then
+        pass "64 MiB scratch in a 48 MiB VM is refused"
+    else
+        fail "scratch check: QEMU status $status; output: $(cat "$work/out.lf")"
+    fi
+
+    if [ "$failures" -ne 0 ]; then
+        echo "test.sh: $failures check(s) failed" >&2
+        exit 1
+    fi
+    echo "test.sh: all checks passed" >&2
+}
+
+main "$@"
