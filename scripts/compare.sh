@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# vclab's main job: installs the Debian packages, builds the guest artifacts, then runs
+# `vclab compare` (host vs container vs micro-VM) with the given arguments, e.g.
+#   scripts/compare.sh --help
+set -eu -o pipefail
+
+# rustup puts cargo in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
+if ! command -v cargo >/dev/null && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+    PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf 'compare: %s\n' "$*" >&2; }
+
+prepare() {
+    log "scripts/setup.sh"
+    "$REPO/scripts/setup.sh"
+    log "scripts/guest-images.sh all"
+    "$REPO/scripts/guest-images.sh" all
+}
+
+compare() {
+    log "cargo run --release -p vclab-bench --bin vclab -- compare $*"
+    cargo run --release -p vclab-bench --bin vclab -- compare "$@"
+}
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/compare.sh [ARGS...]
+Installs packages (scripts/setup.sh), builds the guest artifacts (scripts/guest-images.sh all),
+then runs `vclab compare ARGS...`. `scripts/compare.sh help` prints this; `scripts/compare.sh --help`
+prints the help of `vclab compare`.
+USAGE
+}
+
+main() {
+    cd "$REPO"
+    if [ "${1:-}" = help ]; then
+        usage
+        return 0
+    fi
+    prepare
+    compare "$@"
+}
+
+main "$@"
