@@ -2,6 +2,433 @@
 //! in new namespaces (PID, mount, UTS, IPC, network, cgroup) on an overlay of
 //! the shared rootfs, with cgroup v1, v2 or hybrid resource limits and
 //! accounting, and OCI bundle support.
+//!
+//! [`run`] is the recipe: sweep stale state → state directory → cgroup →
+//! mount plan → [`process::launch`] (clone, cgroup placement, exec, wait) →
+//! usage from the cgroup → clean-up.
 #![deny(missing_docs)]
 
+pub mod caps;
 pub mod cgroups;
+pub mod namespaces;
+pub mod net;
+pub mod process;
+pub mod rootfs;
+pub mod size;
+pub mod spec;
+pub mod state;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use caps::CapSet;
+use cgroups::{Cgroup, CgroupMode, Limits};
+use namespaces::Namespace;
+
+/// Errors of a container run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable.
+    #[error("invalid container configuration: {0}")]
+    Config(String),
+    /// The rootfs directory does not exist.
+    #[error("rootfs {0} is not a directory: build it (scripts/guest-images.sh) or pass an existing --rootfs")]
+    RootfsMissing(PathBuf),
+    /// A size or CPU count could not be parsed.
+    #[error(transparent)]
+    Size(#[from] size::Error),
+    /// The OCI bundle could not be used.
+    #[error(transparent)]
+    Spec(#[from] spec::Error),
+    /// The state directory failed.
+    #[error(transparent)]
+    State(#[from] state::Error),
+    /// The cgroup failed.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::Error),
+    /// The mount plan could not be built.
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::Error),
+    /// Starting or waiting for the container failed.
+    #[error(transparent)]
+    Process(#[from] process::Error),
+}
+
+impl Error {
+    /// The exit code a CLI should use: 127 for a command missing from the
+    /// container, 126 for one that cannot run, 125 for launcher errors (as
+    /// Docker).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Process(process::Error::NotFound(_)) => 127,
+            Error::Process(process::Error::NotExecutable(_)) => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// PATH when the configuration sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to run and how.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContainerConfig {
+    /// Container id (state directory and cgroup name); generated if `None`.
+    pub id: Option<String>,
+    /// The image directory (read-only lower layer).
+    pub rootfs: PathBuf,
+    /// Command and arguments.
+    pub args: Vec<String>,
+    /// Environment (`KEY=VAL`); PATH and HOME are added when missing.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub cwd: String,
+    /// Host name (default: the id's first 12 characters).
+    pub hostname: Option<String>,
+    /// User id inside the container.
+    pub uid: u32,
+    /// Group id inside the container.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Mount `/` read-only.
+    pub read_only: bool,
+    /// Run a reaping init as PID 1 (Docker's `--init`).
+    pub init: bool,
+    /// cgroup limits.
+    pub limits: Limits,
+    /// Capabilities kept (bounding, permitted, effective for root).
+    pub capabilities: CapSet,
+    /// Namespaces to create.
+    pub namespaces: Vec<Namespace>,
+    /// Paths hidden from the container.
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only.
+    pub readonly_paths: Vec<String>,
+    /// Set no_new_privs.
+    pub no_new_privileges: bool,
+    /// Rootless mode (user namespace; the default when not root).
+    pub rootless: bool,
+}
+
+impl ContainerConfig {
+    /// Docker-like defaults for running `args` on `rootfs`.
+    pub fn new(rootfs: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        ContainerConfig {
+            id: None,
+            rootfs: rootfs.into(),
+            args,
+            env: Vec::new(),
+            cwd: "/".into(),
+            hostname: None,
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+            read_only: false,
+            init: false,
+            limits: Limits {
+                cpu_period_us: size::CPU_PERIOD_US,
+                ..Limits::default()
+            },
+            capabilities: CapSet::docker_default(),
+            namespaces: namespaces::DEFAULT.to_vec(),
+            masked_paths: rootfs::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: rootfs::READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            no_new_privileges: true,
+            rootless: !nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// The outcome of a run: printed by `--json` as the last stdout line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunReport {
+    /// Container id.
+    pub id: String,
+    /// Host cgroup mode used.
+    pub cgroup_mode: CgroupMode,
+    /// Rootless run.
+    pub rootless: bool,
+    /// CLOCK_MONOTONIC (ns) when [`run`] started.
+    pub start_monotonic_ns: u64,
+    /// CLOCK_MONOTONIC (ns) when the workload was exec'd.
+    pub exec_monotonic_ns: u64,
+    /// CLOCK_MONOTONIC (ns) when the container was reaped.
+    pub exit_monotonic_ns: u64,
+    /// Exit code (128+N for signal N).
+    pub exit_code: i32,
+    /// The signal that ended the workload.
+    pub signal: Option<i32>,
+    /// The OOM killer killed a task of the container.
+    pub oom_killed: bool,
+    /// Peak memory of the cgroup, bytes.
+    pub memory_peak_bytes: Option<u64>,
+    /// CPU time of the cgroup (user + system), ns.
+    pub cpu_usage_ns: Option<u64>,
+    /// The launcher's own peak RSS (VmHWM), KiB.
+    pub launcher_peak_rss_kib: Option<u64>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn new_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !id.starts_with('.')
+}
+
+/// The launcher's peak RSS (VmHWM) in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Removes the state directory and cgroup when dropped.
+struct Cleanup<'a> {
+    state: &'a state::State,
+    cgroup: Option<Cgroup>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.remove() {
+                log::warn!("{e}");
+            }
+        }
+        self.state.remove();
+    }
+}
+
+/// Runs one container to completion and reports how it went. Everything it
+/// created (state directory, cgroup, mounts in the container's namespace) is
+/// gone when it returns, also on error.
+pub fn run(cfg: &ContainerConfig) -> Result<RunReport, Error> {
+    let start_ns = process::monotonic_ns();
+    if cfg.args.is_empty() {
+        return Err(Error::Config("no command given".into()));
+    }
+    if !cfg.rootfs.is_dir() {
+        return Err(Error::RootfsMissing(cfg.rootfs.clone()));
+    }
+    let id = match &cfg.id {
+        Some(id) if valid_id(id) => id.clone(),
+        Some(id) => {
+            return Err(Error::Config(format!(
+                "container id {id:?} must be 1-64 letters, digits, '-', '_' or '.'"
+            )))
+        }
+        None => new_id(),
+    };
+    let rootless = cfg.rootless;
+    let mode = CgroupMode::detect();
+    let signals = process::SignalGuard::new()?;
+
+    let root = state::state_root(rootless);
+    state::sweep(&root);
+    let st = state::State::create(&root, &id)?;
+    let mut cleanup = Cleanup {
+        state: &st,
+        cgroup: None,
+    };
+    let cg_mode = if rootless && !cgroups::delegated(mode) {
+        let limited = cfg.limits.memory_bytes.is_some()
+            || cfg.limits.cpu_quota_us.is_some()
+            || cfg.limits.pids.is_some();
+        if limited {
+            eprintln!(
+                "vclab: rootless: this host does not delegate a cgroup v2 subtree to this user, \
+                 so --memory/--cpus/--pids are not applied"
+            );
+        }
+        CgroupMode::None
+    } else {
+        mode
+    };
+    let cgroup = Cgroup::create(cg_mode, &id, &cfg.limits)?;
+    let cgroup = cleanup.cgroup.insert(cgroup);
+    st.write_owner(&cgroup.dirs())?;
+
+    let mounts = rootfs::mount_plan(&rootfs::RootfsConfig {
+        rootfs: &cfg.rootfs,
+        state_dir: &st.dir,
+        rootless,
+        read_only: cfg.read_only,
+        masked: &cfg.masked_paths,
+        readonly: &cfg.readonly_paths,
+    })?;
+    let setup = child_setup(cfg, &id, mounts, rootless)?;
+    let ns = namespaces::plan(&cfg.namespaces, rootless);
+    let outcome = process::launch(&setup, ns.clone, cgroup, &signals)?;
+    let usage = cgroup.usage();
+    drop(cleanup);
+    drop(signals);
+    Ok(RunReport {
+        id,
+        cgroup_mode: cg_mode,
+        rootless,
+        start_monotonic_ns: start_ns,
+        exec_monotonic_ns: outcome.exec_ns,
+        exit_monotonic_ns: outcome.exit_ns,
+        exit_code: outcome.exit_code,
+        signal: outcome.signal,
+        oom_killed: usage.oom_killed,
+        memory_peak_bytes: usage.memory_peak_bytes,
+        cpu_usage_ns: usage.cpu_usage_ns,
+        launcher_peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString, Error> {
+    CString::new(s).map_err(|_| Error::Config(format!("{what} {s:?} contains a NUL byte")))
+}
+
+/// The exec paths to try for `cmd`: itself if it holds a '/', else each PATH
+/// entry joined with it.
+pub fn exec_candidates(cmd: &str, path_var: &str) -> Vec<String> {
+    if cmd.contains('/') {
+        return vec![cmd.to_string()];
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
+        .collect()
+}
+
+fn child_setup(
+    cfg: &ContainerConfig,
+    id: &str,
+    mounts: Vec<rootfs::MountStep>,
+    rootless: bool,
+) -> Result<process::ChildSetup, Error> {
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(if cfg.uid == 0 {
+            "HOME=/root".into()
+        } else {
+            "HOME=/".into()
+        });
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let command = cfg.args[0].clone();
+    let candidates = exec_candidates(&command, &path_var)
+        .iter()
+        .map(|p| cstring("command path", p))
+        .collect::<Result<_, _>>()?;
+    let uts = cfg.namespaces.contains(&Namespace::Uts);
+    let hostname = match &cfg.hostname {
+        Some(h) if !uts => {
+            return Err(Error::Config(format!(
+                "hostname {h:?} needs a UTS namespace"
+            )))
+        }
+        Some(h) => Some(h.clone()),
+        None if uts => Some(id.chars().take(12).collect()),
+        None => None,
+    };
+    Ok(process::ChildSetup {
+        unshare_later: namespaces::plan(&cfg.namespaces, rootless).unshare_after_cgroup,
+        hostname,
+        loopback: cfg.namespaces.contains(&Namespace::Network),
+        mounts,
+        cwd: Path::new(&cfg.cwd).to_path_buf(),
+        uid: nix::unistd::Uid::from_raw(cfg.uid),
+        gid: nix::unistd::Gid::from_raw(cfg.gid),
+        groups: cfg.additional_gids.clone(),
+        rootless,
+        caps: cfg.capabilities,
+        no_new_privs: cfg.no_new_privileges,
+        init: cfg.init,
+        argv: cfg
+            .args
+            .iter()
+            .map(|a| cstring("argument", a))
+            .collect::<Result<_, _>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstring("environment entry", e))
+            .collect::<Result<_, _>>()?,
+        candidates,
+        command,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup_candidates() {
+        assert_eq!(exec_candidates("/bin/true", DEFAULT_PATH), ["/bin/true"]);
+        assert_eq!(
+            exec_candidates("sh", "/usr/bin:/bin/"),
+            ["/usr/bin/sh", "/bin/sh"]
+        );
+        assert!(exec_candidates("sh", "").is_empty());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(valid_id("abc-1_2.x"));
+        assert!(!valid_id("../etc"));
+        assert!(!valid_id(".hidden"));
+        assert!(!valid_id(""));
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn missing_rootfs_is_reported_before_any_state() {
+        let cfg = ContainerConfig::new("/nonexistent/vclab-rootfs", vec!["/bin/true".into()]);
+        let err = run(&cfg).unwrap_err();
+        assert!(matches!(err, Error::RootfsMissing(_)), "{err}");
+        assert_eq!(err.exit_code(), 125);
+    }
+
+    #[test]
+    fn report_serialises_as_one_line() {
+        let r = RunReport {
+            id: "x".into(),
+            cgroup_mode: CgroupMode::Hybrid,
+            rootless: false,
+            start_monotonic_ns: 1,
+            exec_monotonic_ns: 2,
+            exit_monotonic_ns: 3,
+            exit_code: 143,
+            signal: Some(15),
+            oom_killed: false,
+            memory_peak_bytes: Some(4096),
+            cpu_usage_ns: Some(10),
+            launcher_peak_rss_kib: Some(1500),
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("\"cgroup_mode\":\"hybrid\""));
+        let back: RunReport = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,6 +1,257 @@
-//! cgroup v1, v2 and hybrid support.
+//! cgroup v1, v2 and hybrid support: one `vclab-<id>` cgroup per container,
+//! created below the launcher's own cgroup for each controller, limits
+//! written before the container runs, usage read after it exits, removed at
+//! the end. Hybrid hosts are treated as v1 for the controllers.
 
-use std::path::Path;
+pub mod v1;
+pub mod v2;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Errors of the cgroup module, each naming the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A cgroup directory could not be created.
+    #[error("cannot create cgroup {path}: {source} (is the controller mounted and writable?)")]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A cgroup file could not be written.
+    #[error("cannot write {value:?} to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What was written.
+        value: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A cgroup directory could not be removed.
+    #[error(
+        "cannot remove cgroup {path}: {source} (processes still inside? see its cgroup.procs)"
+    )]
+    Remove {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A controller needed for a limit is not available.
+    #[error("the {controller} cgroup controller is not available at {path}: cannot apply the {limit} limit (enable it in the parent's cgroup.subtree_control or drop the limit)")]
+    Controller {
+        /// Controller name.
+        controller: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Which limit needed it.
+        limit: &'static str,
+    },
+    /// The launcher's own cgroup could not be found in `/proc/self/cgroup`.
+    #[error("cannot find the launcher's {0} cgroup in /proc/self/cgroup")]
+    OwnCgroup(&'static str),
+}
+
+/// Resource limits for one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Memory limit in bytes (swap included: no swap on top).
+    pub memory_bytes: Option<u64>,
+    /// CFS quota in microseconds per `cpu_period_us`.
+    pub cpu_quota_us: Option<u64>,
+    /// CFS period in microseconds.
+    pub cpu_period_us: u64,
+    /// Maximum number of tasks.
+    pub pids: Option<u64>,
+}
+
+/// What a container used, read from its cgroup after it exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Peak memory in bytes (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`
+    /// or else `memory.current`).
+    pub memory_peak_bytes: Option<u64>,
+    /// CPU time in nanoseconds (v1 `cpuacct.usage`, v2 `cpu.stat usage_usec`).
+    pub cpu_usage_ns: Option<u64>,
+    /// Whether the OOM killer killed a task of the cgroup.
+    pub oom_killed: bool,
+}
+
+/// One container's cgroup, in whichever hierarchy the host uses.
+#[derive(Debug)]
+pub enum Cgroup {
+    /// v1 (or hybrid) controllers.
+    V1(v1::Cgroup),
+    /// The unified hierarchy.
+    V2(v2::Cgroup),
+    /// No cgroup (rootless without delegation, or no cgroup file system).
+    None,
+}
+
+impl Cgroup {
+    /// Creates `vclab-<id>` under the launcher's own cgroup and writes
+    /// `limits`. On error, whatever was created is removed again.
+    pub fn create(mode: CgroupMode, id: &str, limits: &Limits) -> Result<Self, Error> {
+        let name = format!("vclab-{id}");
+        match mode {
+            CgroupMode::V1 | CgroupMode::Hybrid => {
+                let mounts = read_small("/proc/self/mounts");
+                let own = read_small("/proc/self/cgroup");
+                let cg = v1::Cgroup::create(&mounts, &own, &name)?;
+                if let Err(e) = cg.apply(limits) {
+                    let _ = cg.remove();
+                    return Err(e);
+                }
+                Ok(Cgroup::V1(cg))
+            }
+            CgroupMode::V2 => {
+                let own = read_small("/proc/self/cgroup");
+                let cg = v2::Cgroup::create(Path::new("/sys/fs/cgroup"), &own, &name, limits)?;
+                if let Err(e) = cg.apply(limits) {
+                    let _ = cg.remove();
+                    return Err(e);
+                }
+                Ok(Cgroup::V2(cg))
+            }
+            CgroupMode::None => Ok(Cgroup::None),
+        }
+    }
+
+    /// Moves process `pid` into the cgroup (all controllers).
+    pub fn add(&self, pid: i32) -> Result<(), Error> {
+        match self {
+            Cgroup::V1(cg) => cg.add(pid),
+            Cgroup::V2(cg) => cg.add(pid),
+            Cgroup::None => Ok(()),
+        }
+    }
+
+    /// Reads peak memory, CPU time and the OOM-kill flag.
+    pub fn usage(&self) -> Usage {
+        match self {
+            Cgroup::V1(cg) => cg.usage(),
+            Cgroup::V2(cg) => cg.usage(),
+            Cgroup::None => Usage::default(),
+        }
+    }
+
+    /// The directories of this cgroup (one per v1 hierarchy).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroup::V1(cg) => cg.dirs(),
+            Cgroup::V2(cg) => vec![cg.dir.clone()],
+            Cgroup::None => Vec::new(),
+        }
+    }
+
+    /// Removes the cgroup directories, waiting for their tasks to leave.
+    pub fn remove(&self) -> Result<(), Error> {
+        let mut first = Ok(());
+        for dir in self.dirs() {
+            if let Err(e) = remove_dir(&dir) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
+
+/// Whether an unprivileged user may create cgroups here: a pure v2 host
+/// whose cgroup of this process is writable by it (systemd's delegation).
+/// v1 and hybrid hierarchies are never delegated.
+pub fn delegated(mode: CgroupMode) -> bool {
+    if mode != CgroupMode::V2 {
+        return false;
+    }
+    let own = read_small("/proc/self/cgroup");
+    let Some(path) = own_path(&own, "") else {
+        return false;
+    };
+    let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// Removes one cgroup directory, retrying while its last tasks exit (EBUSY),
+/// for up to two seconds. A missing directory counts as removed.
+pub fn remove_dir(dir: &Path) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(Error::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Writes `value` to `dir/file`.
+pub(crate) fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|source| Error::Write {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Reads `dir/file` as one unsigned number.
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join(file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads the value of `key` in a flat-keyed file (`key value` lines).
+pub(crate) fn read_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Reads a small proc file; an unreadable one reads as empty.
+fn read_small(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Finds the launcher's cgroup path for `controller` in the text of
+/// `/proc/self/cgroup` (`""` selects the v2 line `0::/path`).
+pub fn own_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then_some(path)
+    })
+}
+
+/// Joins a cgroup path (absolute, as in /proc/self/cgroup) below a mount.
+pub(crate) fn below(mount: &Path, cgroup_path: &str, name: &str) -> PathBuf {
+    mount.join(cgroup_path.trim_start_matches('/')).join(name)
+}
 
 /// How the host mounts its cgroup hierarchies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,6 +307,25 @@ impl CgroupMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_path_finds_controllers() {
+        let text = "9:name=systemd:/\n4:memory:/process_api/abc\n2:cpu,cpuacct:/x\n0::/u\n";
+        assert_eq!(own_path(text, "memory"), Some("/process_api/abc"));
+        assert_eq!(own_path(text, "cpuacct"), Some("/x"));
+        assert_eq!(own_path(text, ""), Some("/u"));
+        assert_eq!(own_path(text, "pids"), None);
+    }
+
+    #[test]
+    fn remove_dir_tolerates_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("vclab-x");
+        std::fs::create_dir(&d).unwrap();
+        remove_dir(&d).unwrap();
+        assert!(!d.exists());
+        remove_dir(&d).unwrap();
+    }
 
     #[test]
     fn modes_from_mounts() {

@@ -1,0 +1,680 @@
+//! The process model: launcher (parent) → container PID 1 (child) → with
+//! `--init`, the workload (grandchild) under a tiny reaping init.
+//!
+//! Sequence, with the ordering constraints it enforces:
+//! 1. The parent blocks the forwarded signals (so a Ctrl-C during set-up is
+//!    kept pending, not fatal) and opens three close-on-exec pipes: `sync`
+//!    (parent → child), `err` (child → parent: a set-up or exec error, EOF
+//!    on a successful exec) and `status` (init → parent: the workload's wait
+//!    status).
+//! 2. `clone` with the namespace flags; the child blocks on `sync`.
+//! 3. The parent writes the uid/gid maps (rootless) and releases the child
+//!    once; while the child builds its root file system the parent puts it
+//!    into its cgroup (a v1 attach waits milliseconds for an RCU grace
+//!    period), then releases it a second time: the child is in its cgroup
+//!    before it unshares its cgroup namespace and execs.
+//! 4. The child: parent-death signal; new session, hostname, loopback,
+//!    mounts and `pivot_root`, cwd; (second release) cgroup namespace,
+//!    bounding set, uid/gid (last of the identity changes, with keep-caps),
+//!    capsets, no_new_privs, then exec (or, with `--init`, start the workload
+//!    and reap).
+//! 5. The parent waits on a pidfd and a signalfd: signals are forwarded, a
+//!    second SIGINT/SIGTERM kills the container.
+//!
+//! Everything the child needs is prepared by the parent (C strings, paths,
+//! the mount plan), so the child does little more than system calls.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::caps::{self, CapSet};
+use crate::rootfs::{self, MountStep};
+
+/// Errors of the process module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pipe could not be created.
+    #[error("cannot create the {0} pipe: {1}")]
+    Pipe(&'static str, Errno),
+    /// The signal mask or signalfd could not be set up.
+    #[error("cannot set up signal handling ({0}): {1}")]
+    Signals(&'static str, Errno),
+    /// `clone` failed.
+    #[error("cannot create the container process (clone with new namespaces): {0} (are you root, or are user namespaces enabled?)")]
+    Clone(Errno),
+    /// A uid/gid map could not be written.
+    #[error("cannot write {path}: {source}")]
+    IdMap {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The release byte could not be sent to the child.
+    #[error("cannot release the container process (sync pipe): {0}")]
+    Sync(Errno),
+    /// Waiting for the container failed.
+    #[error("cannot wait for the container process: {0}")]
+    Wait(Errno),
+    /// The container's set-up failed inside the child.
+    #[error("container set-up failed: {0}")]
+    Setup(String),
+    /// The command does not exist in the container.
+    #[error("{0}")]
+    NotFound(String),
+    /// The command exists but cannot be executed.
+    #[error("{0}")]
+    NotExecutable(String),
+    /// The cgroup placement failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::Error),
+}
+
+/// Signals the launcher forwards to the container.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set
+}
+
+/// Blocks the forwarded signals in the calling thread and restores the old
+/// mask when dropped, after draining what arrived meanwhile.
+pub struct SignalGuard {
+    old: SigSet,
+    fd: SignalFd,
+}
+
+impl SignalGuard {
+    /// Blocks the forwarded signals and opens a signalfd for them.
+    pub fn new() -> Result<Self, Error> {
+        let set = forwarded_set();
+        let old = set
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .map_err(|e| Error::Signals("block", e))?;
+        let fd = match SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = old.thread_set_mask();
+                return Err(Error::Signals("signalfd", e));
+            }
+        };
+        Ok(SignalGuard { old, fd })
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        while let Ok(Some(_)) = self.fd.read_signal() {}
+        let _ = self.old.thread_set_mask();
+    }
+}
+
+/// Everything the child needs, prepared by the parent.
+#[derive(Debug)]
+pub struct ChildSetup {
+    /// Namespaces unshared after the cgroup placement.
+    pub unshare_later: CloneFlags,
+    /// Host name to set.
+    pub hostname: Option<String>,
+    /// Bring loopback up (a new network namespace).
+    pub loopback: bool,
+    /// The mount plan.
+    pub mounts: Vec<MountStep>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// User.
+    pub uid: Uid,
+    /// Group.
+    pub gid: Gid,
+    /// Supplementary groups (skipped when rootless).
+    pub groups: Vec<libc::gid_t>,
+    /// Rootless mode (setgroups is denied).
+    pub rootless: bool,
+    /// Capabilities kept.
+    pub caps: CapSet,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+    /// Run a reaping init as PID 1.
+    pub init: bool,
+    /// argv.
+    pub argv: Vec<CString>,
+    /// envp.
+    pub envp: Vec<CString>,
+    /// Paths to try for argv[0] (PATH resolved in the container).
+    pub candidates: Vec<CString>,
+    /// argv[0] for messages.
+    pub command: String,
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Container pid (in the launcher's namespace).
+    pub pid: i32,
+    /// CLOCK_MONOTONIC when the workload's exec succeeded.
+    pub exec_ns: u64,
+    /// CLOCK_MONOTONIC when the container was reaped.
+    pub exit_ns: u64,
+    /// Exit code as a shell reports it (128+N for signal N).
+    pub exit_code: i32,
+    /// The signal that ended the workload, if any.
+    pub signal: Option<i32>,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+fn pipe(name: &'static str) -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Pipe(name, e))
+}
+
+/// Kills and reaps the child unless disarmed.
+struct ChildGuard(Option<Pid>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+const STACK_SIZE: usize = 256 * 1024;
+
+/// Starts the container, places it in its cgroup, runs it to the end.
+pub fn launch(
+    setup: &ChildSetup,
+    clone_flags: CloneFlags,
+    cgroup: &crate::cgroups::Cgroup,
+    signals: &SignalGuard,
+) -> Result<Outcome, Error> {
+    let (sync_r, sync_w) = pipe("sync")?;
+    let (err_r, err_w) = pipe("error")?;
+    let (st_r, st_w) = pipe("status")?;
+    // The child keeps its ends and closes the parent's (the closure runs in
+    // the child's copy of this memory; the parent's copies stay open).
+    let mut parent_ends = Some((sync_w, err_r, st_r));
+    let mut child_ends = Some((sync_r, err_w, st_w));
+    let old_mask = signals.old;
+    let exec = ExecArrays::new(setup);
+    let mut stack = vec![0u8; STACK_SIZE];
+    let cb: nix::sched::CloneCb<'_> = Box::new(|| {
+        drop(parent_ends.take());
+        let Some((sync_r, err_w, st_w)) = child_ends.take() else {
+            return 1;
+        };
+        let io = ChildIo {
+            err_w,
+            st_w,
+            old_mask: &old_mask,
+            exec: &exec,
+        };
+        child_main(setup, sync_r, io)
+    });
+    // SAFETY: the child runs on `stack` (256 KiB, ample for child_main, which
+    // only makes system calls and small stack frames) in its own copy of the
+    // address space (no CLONE_VM); it execs or exits and never returns into
+    // the parent's frames.
+    let pid = unsafe { nix::sched::clone(cb, &mut stack, clone_flags, Some(libc::SIGCHLD)) }
+        .map_err(Error::Clone)?;
+    drop(stack);
+    let mut guard = ChildGuard(Some(pid));
+    drop(child_ends.take());
+    let Some((sync_w, err_r, st_r)) = parent_ends.take() else {
+        return Err(Error::Sync(Errno::EBADF));
+    };
+
+    if setup.rootless {
+        write_id_maps(pid)?;
+    }
+    // First release: the child sets up its mounts while the parent places it
+    // in its cgroup (a v1 attach waits for an RCU grace period, milliseconds).
+    nix::unistd::write(&sync_w, b"1").map_err(Error::Sync)?;
+    let placed = cgroup.add(pid.as_raw());
+    // Second release: placed, the child may unshare its cgroup namespace and
+    // exec. On failure the pipe closes and the child exits.
+    let released = placed.is_ok() && nix::unistd::write(&sync_w, b"2").is_ok();
+    drop(sync_w);
+
+    // EOF on the error pipe: the workload exec'd. Data: it did not.
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    loop {
+        match nix::unistd::read(&err_r, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    break;
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    drop(err_r);
+    if len == 0 {
+        placed?;
+        if !released {
+            return Err(Error::Sync(Errno::EPIPE));
+        }
+    }
+    if len > 0 {
+        let msg = String::from_utf8_lossy(&buf[1..len]).trim_end().to_string();
+        let _ = waitpid(pid, None);
+        guard.0 = None;
+        return Err(match buf[0] {
+            b'N' => Error::NotFound(msg),
+            b'X' => Error::NotExecutable(msg),
+            _ => Error::Setup(msg),
+        });
+    }
+    let exec_ns = monotonic_ns();
+
+    let status = wait_forwarding(pid, signals)?;
+    guard.0 = None;
+    let exit_ns = monotonic_ns();
+    let (mut exit_code, mut signal) = decode(status);
+    if setup.init {
+        let mut st = [0u8; 8];
+        if let Ok(8) = nix::unistd::read(&st_r, &mut st) {
+            let code = i32::from_le_bytes([st[0], st[1], st[2], st[3]]);
+            let sig = i32::from_le_bytes([st[4], st[5], st[6], st[7]]);
+            exit_code = code;
+            signal = (sig != 0).then_some(sig);
+        }
+    }
+    Ok(Outcome {
+        pid: pid.as_raw(),
+        exec_ns,
+        exit_ns,
+        exit_code,
+        signal,
+    })
+}
+
+fn decode(status: WaitStatus) -> (i32, Option<i32>) {
+    match status {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    }
+}
+
+fn write_id_maps(pid: Pid) -> Result<(), Error> {
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    let base = PathBuf::from(format!("/proc/{pid}"));
+    for (file, text) in [
+        ("uid_map", format!("0 {uid} 1\n")),
+        ("setgroups", "deny\n".to_string()),
+        ("gid_map", format!("0 {gid} 1\n")),
+    ] {
+        let path = base.join(file);
+        std::fs::write(&path, text).map_err(|source| Error::IdMap { path, source })?;
+    }
+    Ok(())
+}
+
+/// Waits for `pid` on a pidfd (SIGCHLD may go to another thread of a
+/// multi-threaded caller), forwarding signals that arrive meanwhile.
+fn wait_forwarding(pid: Pid, signals: &SignalGuard) -> Result<WaitStatus, Error> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if raw < 0 {
+        // Without pidfds (Linux < 5.3) fall back to a plain blocking wait.
+        return waitpid(pid, None).map_err(Error::Wait);
+    }
+    // SAFETY: `raw` is a new file descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut stops = 0;
+    loop {
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::Wait(e)),
+        }
+        while let Ok(Some(info)) = signals.fd.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if matches!(sig, Signal::SIGINT | Signal::SIGTERM) {
+                stops += 1;
+            }
+            let send = if stops >= 2 { Signal::SIGKILL } else { sig };
+            let _ = kill(pid, send);
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => continue,
+            Ok(status) => return Ok(status),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Wait(e)),
+        }
+    }
+}
+
+// ---- child side ----
+//
+// The child may have been cloned from a multi-threaded process (a test
+// harness, the compare harness): a lock another thread held at that moment
+// (the allocator's, for one) stays locked forever in the child. So nothing
+// below allocates: messages are formatted into a stack buffer, exec uses
+// pointer arrays the parent built, and the `--init` workload is started with
+// a bare fork.
+
+/// Pointer arrays for `execve`, built by the parent.
+pub(crate) struct ExecArrays {
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl ExecArrays {
+    fn new(setup: &ChildSetup) -> Self {
+        let nul = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        ExecArrays {
+            argv: nul(&setup.argv),
+            envp: nul(&setup.envp),
+        }
+    }
+}
+
+/// What went wrong in the child, without owning (allocating) anything.
+enum ChildError<'a> {
+    Sys(&'static str, Errno),
+    Path(&'static str, &'a std::path::Path, Errno),
+    Mount(rootfs::StepError<'a>),
+    Caps(caps::Error),
+    Net(crate::net::Error),
+    NotFound(&'a str),
+    NotExecutable(&'a str, Errno),
+}
+
+impl std::fmt::Display for ChildError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildError::Sys(what, e) => write!(f, "cannot {what}: {e}"),
+            ChildError::Path(what, p, e) => write!(f, "cannot {what} {}: {e}", p.display()),
+            ChildError::Mount(e) => e.fmt(f),
+            ChildError::Caps(e) => e.fmt(f),
+            ChildError::Net(e) => e.fmt(f),
+            ChildError::NotFound(cmd) => write!(
+                f,
+                "command not found in the container: {cmd} (is it in the rootfs and on PATH?)"
+            ),
+            ChildError::NotExecutable(cmd, e) => {
+                write!(f, "cannot execute {cmd} in the container: {e}")
+            }
+        }
+    }
+}
+
+/// A fixed buffer that `write!` fills, truncating.
+struct StackBuf {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes a one-line error for the parent: a kind byte, then the message.
+fn report(err_w: &OwnedFd, err: &ChildError<'_>) {
+    use std::fmt::Write;
+    let kind = match err {
+        ChildError::NotFound(_) => b'N',
+        ChildError::NotExecutable(..) => b'X',
+        _ => b'S',
+    };
+    let mut out = StackBuf {
+        buf: [0; 1024],
+        len: 1,
+    };
+    out.buf[0] = kind;
+    let _ = write!(out, "{err}");
+    let _ = nix::unistd::write(err_w, &out.buf[..out.len]);
+}
+
+struct ChildIo<'a> {
+    err_w: OwnedFd,
+    st_w: OwnedFd,
+    old_mask: &'a SigSet,
+    exec: &'a ExecArrays,
+}
+
+fn child_main(s: &ChildSetup, sync_r: OwnedFd, io: ChildIo<'_>) -> isize {
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        report(
+            &io.err_w,
+            &ChildError::Sys("set the parent-death signal", e),
+        );
+        return 1;
+    }
+    // Each release is one byte; EOF means the launcher gave up or died.
+    let wait_release = || {
+        let mut b = [0u8; 1];
+        matches!(nix::unistd::read(&sync_r, &mut b), Ok(1))
+    };
+    if !wait_release() {
+        return 1;
+    }
+    if let Err(e) = prepare_container(s) {
+        report(&io.err_w, &e);
+        return 1;
+    }
+    if !wait_release() {
+        return 1;
+    }
+    drop(sync_r);
+    if let Err(e) = finalize_container(s) {
+        report(&io.err_w, &e);
+        return 1;
+    }
+    if s.init {
+        return run_init(s, io);
+    }
+    drop(io.st_w);
+    exec_workload(s, &io.err_w, io.old_mask, io.exec)
+}
+
+/// Before the cgroup placement: session, host name, loopback, mounts, cwd.
+fn prepare_container(s: &ChildSetup) -> Result<(), ChildError<'_>> {
+    use ChildError::Sys;
+    nix::unistd::setsid().map_err(|e| Sys("start a new session", e))?;
+    if let Some(name) = &s.hostname {
+        nix::unistd::sethostname(name).map_err(|e| Sys("set the hostname", e))?;
+    }
+    if s.loopback {
+        crate::net::loopback_up().map_err(ChildError::Net)?;
+    }
+    rootfs::apply(&s.mounts).map_err(ChildError::Mount)?;
+    nix::unistd::chdir(&s.cwd)
+        .map_err(|e| ChildError::Path("enter the working directory", &s.cwd, e))?;
+    Ok(())
+}
+
+/// After the cgroup placement: cgroup namespace (rooted at the container's
+/// cgroup), bounding set, ids (last identity change, with keep-caps),
+/// capability sets, no_new_privs.
+fn finalize_container(s: &ChildSetup) -> Result<(), ChildError<'_>> {
+    use ChildError::Sys;
+    if !s.unshare_later.is_empty() {
+        nix::sched::unshare(s.unshare_later).map_err(|e| Sys("unshare the cgroup namespace", e))?;
+    }
+    caps::drop_bounding(s.caps).map_err(ChildError::Caps)?;
+    let root = s.uid.is_root();
+    if !root {
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| Sys("set keep-caps", e))?;
+    }
+    if !s.rootless {
+        let groups: &[libc::gid_t] = &s.groups;
+        id_syscall(
+            libc::SYS_setgroups,
+            groups.len() as libc::c_long,
+            groups.as_ptr() as libc::c_long,
+        )
+        .map_err(|e| Sys("set supplementary groups", e))?;
+    }
+    let (g, u) = (
+        s.gid.as_raw() as libc::c_long,
+        s.uid.as_raw() as libc::c_long,
+    );
+    id_syscall(libc::SYS_setresgid, g, g).map_err(|e| Sys("switch group id", e))?;
+    id_syscall(libc::SYS_setresuid, u, u).map_err(|e| Sys("switch user id", e))?;
+    // A non-root user gets the set as permitted/inheritable only, as Docker.
+    let effective = if root { s.caps } else { CapSet(0) };
+    caps::set_caps(s.caps, effective).map_err(ChildError::Caps)?;
+    if s.no_new_privs {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| Sys("set no_new_privs", e))?;
+    }
+    Ok(())
+}
+
+/// A uid/gid system call made directly. glibc's wrappers broadcast the change
+/// to every thread it knows of (POSIX semantics) and would wait forever for
+/// the parent's threads, which do not exist in this cloned child.
+/// `setresuid`/`setresgid` get (`a`, `a`, `a`), `setgroups` (`a` = count, `b`
+/// = pointer).
+fn id_syscall(nr: libc::c_long, a: libc::c_long, b: libc::c_long) -> Result<(), Errno> {
+    let rc = if nr == libc::SYS_setgroups {
+        // SAFETY: `b` points to `a` valid gid_t values (a slice borrowed by
+        // the caller for the duration of the call).
+        unsafe { libc::syscall(nr, a, b) }
+    } else {
+        // SAFETY: setresuid/setresgid take three ids and no pointers.
+        unsafe { libc::syscall(nr, a, a, a) }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+fn exec_workload(s: &ChildSetup, err_w: &OwnedFd, old_mask: &SigSet, exec: &ExecArrays) -> isize {
+    let _ = old_mask.thread_set_mask();
+    let mut worst = Errno::ENOENT;
+    for path in &s.candidates {
+        // SAFETY: path is a NUL-terminated C string; argv and envp are
+        // NULL-terminated arrays of pointers into `s.argv`/`s.envp`, which
+        // outlive this call. execve only returns on failure.
+        unsafe { libc::execve(path.as_ptr(), exec.argv.as_ptr(), exec.envp.as_ptr()) };
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            e => worst = e,
+        }
+    }
+    if worst == Errno::ENOENT {
+        report(err_w, &ChildError::NotFound(&s.command));
+        127
+    } else {
+        report(err_w, &ChildError::NotExecutable(&s.command, worst));
+        126
+    }
+}
+
+/// PID 1 with `--init`: clone the workload, forward signals to it, reap every
+/// child, exit with the workload's status (and send it on `st_w`).
+fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
+    let mut set = forwarded_set();
+    set.add(Signal::SIGCHLD);
+    if let Err(e) = set.thread_block() {
+        report(
+            &io.err_w,
+            &ChildError::Sys("block signals in the init process", e),
+        );
+        return 1;
+    }
+    let ChildIo {
+        err_w,
+        st_w,
+        old_mask,
+        exec,
+    } = io;
+    // A bare fork (clone with SIGCHLD only): unlike glibc's fork() it runs no
+    // at-fork handlers, which could block on locks copied in a held state.
+    // SAFETY: no pointers are passed; the child continues on its own copy of
+    // this stack and only execs or exits.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+    let worker = match rc {
+        0 => {
+            drop(st_w);
+            return exec_workload(s, &err_w, old_mask, exec);
+        }
+        pid if pid > 0 => Pid::from_raw(pid as i32),
+        _ => {
+            report(
+                &err_w,
+                &ChildError::Sys("start the workload under init", Errno::last()),
+            );
+            return 1;
+        }
+    };
+    drop(err_w);
+    loop {
+        let sig = match set.wait() {
+            Ok(sig) => sig,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            let _ = kill(worker, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(status @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)))
+                    if p == worker =>
+                {
+                    let (code, sig) = decode(status);
+                    let mut st = [0u8; 8];
+                    st[..4].copy_from_slice(&code.to_le_bytes());
+                    st[4..].copy_from_slice(&sig.unwrap_or(0).to_le_bytes());
+                    let _ = nix::unistd::write(&st_w, &st);
+                    return code as isize;
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! The container's root file system as a list of mount steps, built in the
+//! parent (pure data, testable) and applied by the child in its own mount
+//! namespace.
+//!
+//! Order matters: mounts are made private first so nothing propagates to the
+//! host; the overlay is assembled at `<state>/root`; /proc, /sys and /dev are
+//! mounted inside it; `pivot_root` swaps roots and the old one is detached;
+//! masking and read-only paths are applied last, after the pivot, on the
+//! container's own /proc and /sys; `--read-only` remounts `/` at the very end.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path cannot be given to overlayfs.
+    #[error("path {0} contains ',' or ':' which overlayfs options cannot hold: move the rootfs")]
+    OverlayPath(PathBuf),
+}
+
+/// runc's default masked paths.
+pub const MASKED_PATHS: [&str; 9] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// runc's default read-only paths.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Host device nodes bind-mounted into the container's /dev.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// One step of the mount plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountStep {
+    /// `mount --make-rprivate /`.
+    MakePrivate,
+    /// Creates a directory (and its parents).
+    Mkdir(PathBuf),
+    /// A file system mount (`fstype` with `data` options) at `target`,
+    /// creating the directory first.
+    Mount {
+        /// Source name (`proc`, `tmpfs`, `overlay`, ...).
+        source: String,
+        /// Where.
+        target: PathBuf,
+        /// File system type.
+        fstype: String,
+        /// Mount flags.
+        flags: MsFlags,
+        /// File system options.
+        data: String,
+    },
+    /// Bind-mounts a host file at `target`, creating an empty file first.
+    BindFile {
+        /// Host file.
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+    },
+    /// A symbolic link at `link` pointing to `to`.
+    Symlink {
+        /// Link target text.
+        to: String,
+        /// The link.
+        link: PathBuf,
+    },
+    /// `pivot_root` into `new_root`, then detach the old root.
+    PivotRoot {
+        /// The assembled root.
+        new_root: PathBuf,
+    },
+    /// Hides a path (after the pivot): /dev/null over a file, an empty
+    /// read-only tmpfs over a directory; a missing path is skipped.
+    Mask(PathBuf),
+    /// Makes a path read-only (after the pivot); a missing path is skipped.
+    ReadOnly(PathBuf),
+    /// Remounts `/` read-only.
+    ReadOnlyRoot,
+}
+
+/// What the plan needs to know.
+#[derive(Debug, Clone)]
+pub struct RootfsConfig<'a> {
+    /// The image (read-only lower layer).
+    pub rootfs: &'a Path,
+    /// The per-run state directory (holds `upper`, `work`, `root`).
+    pub state_dir: &'a Path,
+    /// Rootless mode: overlay with `userxattr`, no `gid=5` on devpts.
+    pub rootless: bool,
+    /// Make `/` read-only.
+    pub read_only: bool,
+    /// Paths to mask.
+    pub masked: &'a [String],
+    /// Paths to make read-only.
+    pub readonly: &'a [String],
+}
+
+fn mount(source: &str, target: PathBuf, fstype: &str, flags: MsFlags, data: &str) -> MountStep {
+    MountStep::Mount {
+        source: source.into(),
+        target,
+        fstype: fstype.into(),
+        flags,
+        data: data.into(),
+    }
+}
+
+/// Builds the mount plan for one container.
+pub fn mount_plan(cfg: &RootfsConfig<'_>) -> Result<Vec<MountStep>, Error> {
+    let root = cfg.state_dir.join("root");
+    let upper = cfg.state_dir.join("upper");
+    let work = cfg.state_dir.join("work");
+    for p in [cfg.rootfs, &upper, &work] {
+        let s = p.to_string_lossy();
+        if s.contains(',') || s.contains(':') {
+            return Err(Error::OverlayPath(p.to_path_buf()));
+        }
+    }
+    let mut overlay = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        cfg.rootfs.display(),
+        upper.display(),
+        work.display()
+    );
+    if cfg.rootless {
+        overlay.push_str(",userxattr");
+    }
+    let nse = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut steps = vec![
+        MountStep::MakePrivate,
+        // The per-run layer lives on a tmpfs visible only in this mount
+        // namespace: no disk I/O, no sync when the overlay goes away, and
+        // nothing for the host to delete.
+        mount(
+            "tmpfs",
+            cfg.state_dir.to_path_buf(),
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            "mode=700",
+        ),
+        MountStep::Mkdir(upper),
+        MountStep::Mkdir(work),
+        mount(
+            "overlay",
+            root.clone(),
+            "overlay",
+            MsFlags::empty(),
+            &overlay,
+        ),
+        mount("proc", root.join("proc"), "proc", nse, ""),
+        mount(
+            "sysfs",
+            root.join("sys"),
+            "sysfs",
+            nse | MsFlags::MS_RDONLY,
+            "",
+        ),
+        mount(
+            "tmpfs",
+            root.join("dev"),
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            "mode=755,size=65536k",
+        ),
+    ];
+    for dev in DEVICES {
+        steps.push(MountStep::BindFile {
+            source: Path::new("/dev").join(dev),
+            target: root.join("dev").join(dev),
+        });
+    }
+    let pts_opts = if cfg.rootless {
+        "newinstance,ptmxmode=0666,mode=0620"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    };
+    steps.push(mount(
+        "devpts",
+        root.join("dev/pts"),
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        pts_opts,
+    ));
+    steps.push(mount(
+        "shm",
+        root.join("dev/shm"),
+        "tmpfs",
+        nse,
+        "mode=1777,size=65536k",
+    ));
+    steps.push(mount("mqueue", root.join("dev/mqueue"), "mqueue", nse, ""));
+    for (to, link) in [
+        ("pts/ptmx", "ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        steps.push(MountStep::Symlink {
+            to: to.into(),
+            link: root.join("dev").join(link),
+        });
+    }
+    steps.push(MountStep::PivotRoot { new_root: root });
+    steps.extend(cfg.masked.iter().map(|p| MountStep::Mask(p.into())));
+    steps.extend(cfg.readonly.iter().map(|p| MountStep::ReadOnly(p.into())));
+    if cfg.read_only {
+        steps.push(MountStep::ReadOnlyRoot);
+    }
+    Ok(steps)
+}
+
+/// A mount step that failed in the child. It borrows the step instead of
+/// formatting a message, so the child never allocates (it may have been
+/// cloned from a multi-threaded process whose allocator lock was held).
+#[derive(Debug)]
+pub struct StepError<'a> {
+    /// The step.
+    pub step: &'a MountStep,
+    /// Which part of it failed.
+    pub part: &'static str,
+    /// The error from the kernel.
+    pub errno: nix::errno::Errno,
+}
+
+impl std::fmt::Display for StepError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.errno;
+        match self.step {
+            MountStep::MakePrivate => {
+                write!(f, "cannot make / private (mount --make-rprivate /): {e}")
+            }
+            MountStep::Mkdir(p) => write!(f, "cannot create directory {}: {e}", p.display()),
+            MountStep::Mount { fstype, target, .. } => {
+                write!(f, "cannot mount {fstype} on {}: {e}", target.display())?;
+                if fstype == "overlay" {
+                    write!(
+                        f,
+                        " (is the rootfs on a file system overlayfs accepts as a lower layer?)"
+                    )?;
+                }
+                Ok(())
+            }
+            MountStep::BindFile { source, target } => {
+                write!(
+                    f,
+                    "cannot bind {} to {}: {e}",
+                    source.display(),
+                    target.display()
+                )
+            }
+            MountStep::Symlink { link, .. } => {
+                write!(f, "cannot create symlink {}: {e}", link.display())
+            }
+            MountStep::PivotRoot { new_root } => {
+                write!(
+                    f,
+                    "cannot {} (new root {}): {e}",
+                    self.part,
+                    new_root.display()
+                )
+            }
+            MountStep::Mask(p) => write!(f, "cannot mask {}: {e}", p.display()),
+            MountStep::ReadOnly(p) => write!(f, "cannot make {} read-only: {e}", p.display()),
+            MountStep::ReadOnlyRoot => write!(f, "cannot remount / read-only: {e}"),
+        }
+    }
+}
+
+/// Applies the plan. Runs in the child, inside its new mount namespace; it
+/// makes system calls only (paths are short enough for std's stack buffers).
+pub fn apply(steps: &[MountStep]) -> Result<(), StepError<'_>> {
+    for step in steps {
+        apply_one(step).map_err(|(part, errno)| StepError { step, part, errno })?;
+    }
+    Ok(())
+}
+
+type StepResult = Result<(), (&'static str, nix::errno::Errno)>;
+
+fn io_errno(e: std::io::Error) -> nix::errno::Errno {
+    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn apply_one(step: &MountStep) -> StepResult {
+    use nix::mount::mount as sys_mount;
+    let none: Option<&str> = None;
+    let part = |p: &'static str| move |e| (p, e);
+    match step {
+        MountStep::MakePrivate => {
+            sys_mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+                .map_err(part("mount"))
+        }
+        MountStep::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => {
+            mkdir(target);
+            let data = (!data.is_empty()).then_some(data.as_str());
+            sys_mount(
+                Some(source.as_str()),
+                target,
+                Some(fstype.as_str()),
+                *flags,
+                data,
+            )
+            .map_err(part("mount"))
+        }
+        MountStep::Mkdir(path) => std::fs::create_dir_all(path).map_err(|e| ("mkdir", io_errno(e))),
+        MountStep::BindFile { source, target } => {
+            if !target.exists() {
+                let _ = std::fs::File::create(target);
+            }
+            sys_mount(Some(source), target, none, MsFlags::MS_BIND, none).map_err(part("bind"))
+        }
+        MountStep::Symlink { to, link } => match std::os::unix::fs::symlink(to, link) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(("symlink", io_errno(e))),
+        },
+        MountStep::PivotRoot { new_root } => pivot(new_root),
+        MountStep::Mask(path) => mask(path),
+        MountStep::ReadOnly(path) => read_only(path),
+        MountStep::ReadOnlyRoot => sys_mount(
+            none,
+            "/",
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            none,
+        )
+        .map_err(part("remount")),
+    }
+}
+
+fn mkdir(path: &Path) {
+    if !path.is_dir() {
+        let _ = std::fs::create_dir_all(path);
+    }
+}
+
+/// `pivot_root(".", ".")` then detach the old root, which sits on top
+/// (runc's trick: no put_old directory is needed).
+fn pivot(new_root: &Path) -> StepResult {
+    nix::unistd::chdir(new_root).map_err(|e| ("enter the new root", e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| ("pivot_root", e))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(|e| ("detach the old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| ("chdir / in the new root", e))
+}
+
+fn mask(path: &Path) -> StepResult {
+    let none: Option<&str> = None;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    let res = if meta.is_dir() {
+        nix::mount::mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0"),
+        )
+    } else {
+        nix::mount::mount(Some("/dev/null"), path, none, MsFlags::MS_BIND, none)
+    };
+    res.map_err(|e| ("mask", e))
+}
+
+fn read_only(path: &Path) -> StepResult {
+    let none: Option<&str> = None;
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some(path),
+        path,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .map_err(|e| ("bind", e))?;
+    // Keep the flags of the surrounding /proc mount: a user namespace may not
+    // clear locked ones.
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some(path), path, none, flags, none).map_err(|e| ("remount", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg<'a>(masked: &'a [String], ro: &'a [String], read_only: bool) -> RootfsConfig<'a> {
+        RootfsConfig {
+            rootfs: Path::new("/img/rootfs"),
+            state_dir: Path::new("/run/vclab/c1"),
+            rootless: false,
+            read_only,
+            masked,
+            readonly: ro,
+        }
+    }
+
+    #[test]
+    fn plan_order() {
+        let masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+        let ro: Vec<String> = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
+        let steps = mount_plan(&cfg(&masked, &ro, true)).unwrap();
+        assert_eq!(steps[0], MountStep::MakePrivate);
+        assert!(
+            matches!(&steps[1], MountStep::Mount { fstype, target, .. }
+                if fstype == "tmpfs" && target == Path::new("/run/vclab/c1")),
+            "a private tmpfs holds the run's layer: {:?}",
+            steps[1]
+        );
+        assert_eq!(steps[2], MountStep::Mkdir("/run/vclab/c1/upper".into()));
+        assert_eq!(steps[3], MountStep::Mkdir("/run/vclab/c1/work".into()));
+        let MountStep::Mount {
+            fstype,
+            data,
+            target,
+            ..
+        } = &steps[4]
+        else {
+            panic!("overlay must come next: {:?}", steps[4]);
+        };
+        assert_eq!(fstype, "overlay");
+        assert_eq!(target, Path::new("/run/vclab/c1/root"));
+        assert_eq!(
+            data,
+            "lowerdir=/img/rootfs,upperdir=/run/vclab/c1/upper,workdir=/run/vclab/c1/work"
+        );
+        let pos = |want: &dyn Fn(&MountStep) -> bool| steps.iter().position(want).unwrap();
+        let pivot = pos(&|s| matches!(s, MountStep::PivotRoot { .. }));
+        let proc_ = pos(&|s| matches!(s, MountStep::Mount { fstype, .. } if fstype == "proc"));
+        let devpts = pos(&|s| matches!(s, MountStep::Mount { fstype, .. } if fstype == "devpts"));
+        let first_mask = pos(&|s| matches!(s, MountStep::Mask(_)));
+        let first_ro = pos(&|s| matches!(s, MountStep::ReadOnly(_)));
+        assert!(proc_ < pivot && devpts < pivot);
+        assert!(pivot < first_mask && first_mask < first_ro);
+        assert_eq!(steps.last(), Some(&MountStep::ReadOnlyRoot));
+        let masks = steps
+            .iter()
+            .filter(|s| matches!(s, MountStep::Mask(_)))
+            .count();
+        assert_eq!(masks, 9);
+        let binds = steps
+            .iter()
+            .filter(|s| matches!(s, MountStep::BindFile { .. }))
+            .count();
+        assert_eq!(binds, DEVICES.len());
+        // Everything between the overlay and the pivot lives under the new root.
+        for s in &steps[4..pivot] {
+            let t = match s {
+                MountStep::Mount { target, .. } | MountStep::BindFile { target, .. } => target,
+                MountStep::Symlink { link, .. } => link,
+                other => panic!("unexpected step before pivot: {other:?}"),
+            };
+            assert!(t.starts_with("/run/vclab/c1/root"), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn writable_root_has_no_final_remount() {
+        let steps = mount_plan(&cfg(&[], &[], false)).unwrap();
+        assert!(!steps.contains(&MountStep::ReadOnlyRoot));
+        assert!(matches!(steps.last(), Some(MountStep::PivotRoot { .. })));
+    }
+
+    #[test]
+    fn rootless_overlay_uses_userxattr() {
+        let mut c = cfg(&[], &[], false);
+        c.rootless = true;
+        let steps = mount_plan(&c).unwrap();
+        assert!(matches!(&steps[4], MountStep::Mount { data, .. } if data.ends_with(",userxattr")));
+        assert!(steps.iter().any(
+            |s| matches!(s, MountStep::Mount { fstype, data, .. } if fstype == "devpts" && !data.contains("gid="))
+        ));
+    }
+
+    #[test]
+    fn overlay_rejects_separators_in_paths() {
+        let mut c = cfg(&[], &[], false);
+        c.rootfs = Path::new("/img/a,b");
+        assert!(matches!(mount_plan(&c), Err(Error::OverlayPath(_))));
+    }
+}

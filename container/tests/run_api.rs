@@ -1,0 +1,107 @@
+//! Tier 2: the library entry point the compare harness uses,
+//! `vclab_container::run`, on real namespaces and cgroups (needs root).
+//! Several containers run at once from threads of this (multi-threaded)
+//! process; then a leak check, in the same test so it runs last.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vclab_container::cgroups::CgroupMode;
+use vclab_container::{run, ContainerConfig, Error};
+
+fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("copy /bin/busybox (apt-get install busybox-static)");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    root
+}
+
+fn config(rootfs: &Path, id: String, script: &str) -> ContainerConfig {
+    let mut cfg = ContainerConfig::new(rootfs, vec!["/bin/sh".into(), "-c".into(), script.into()]);
+    cfg.id = Some(id);
+    cfg
+}
+
+#[test]
+fn run_api_reports_and_cleans_up() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (real namespaces, cgroups and mounts)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(tmp.path());
+    let prefix = format!("api{}-", std::process::id());
+
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let cfg = config(&rootfs, format!("{prefix}{i}"), &format!("exit {i}"));
+                s.spawn(move || run(&cfg))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, r) in reports.iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("run {i}: {e}"));
+        assert_eq!(r.exit_code, i as i32);
+        assert_eq!(r.signal, None);
+        assert!(!r.oom_killed);
+        assert!(r.start_monotonic_ns < r.exec_monotonic_ns);
+        assert!(r.exec_monotonic_ns < r.exit_monotonic_ns);
+        if CgroupMode::detect() != CgroupMode::None {
+            assert!(r.cpu_usage_ns.is_some_and(|n| n > 0), "{r:?}");
+            assert!(r.memory_peak_bytes.is_some_and(|n| n > 0), "{r:?}");
+        }
+    }
+
+    // Killed by a signal under --init: 128+N and the signal.
+    let mut cfg = config(&rootfs, format!("{prefix}kill"), "kill -KILL $$");
+    cfg.init = true;
+    let r = run(&cfg).unwrap();
+    assert_eq!((r.exit_code, r.signal), (137, Some(9)));
+
+    // A missing command is an error with exit code 127, naming the command.
+    let cfg = ContainerConfig::new(&rootfs, vec!["not-here".into()]);
+    let err = run(&cfg).unwrap_err();
+    assert_eq!(err.exit_code(), 127, "{err}");
+    assert!(err.to_string().contains("not-here"));
+
+    // A failing set-up step (a working directory that cannot exist) is
+    // reported as such and leaves nothing behind.
+    let mut cfg = config(&rootfs, format!("{prefix}cwd"), "true");
+    cfg.cwd = "/bin/busybox/nope".into();
+    let err = run(&cfg).unwrap_err();
+    assert!(matches!(err, Error::Process(_)), "{err}");
+    assert!(err.to_string().contains("/bin/busybox/nope"), "{err}");
+
+    // Leak check: nothing of this test remains.
+    let state: Vec<_> = std::fs::read_dir("/run/vclab")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(state.is_empty(), "state left: {state:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&prefix), "mounts left");
+    let cg = Command::new("find")
+        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name"])
+        .arg(format!("vclab-{prefix}*"))
+        .output()
+        .unwrap();
+    assert!(
+        cg.stdout.is_empty(),
+        "cgroups left: {}",
+        String::from_utf8_lossy(&cg.stdout)
+    );
+}
