@@ -5,6 +5,7 @@
 mod artifacts;
 mod compare;
 mod container_cmd;
+mod host;
 mod host_cmd;
 mod vm_cmd;
 

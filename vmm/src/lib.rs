@@ -2,6 +2,27 @@
 //! (kvm-ioctls, vm-memory, linux-loader, vm-superio). It boots the lab's
 //! unikernel guest and Linux kernels (ELF vmlinux or bzImage) and reports the
 //! phase timestamps and host-side costs of each boot.
+//!
+//! Entry point: [`run`] with a [`VmConfig`]; the boot recipe is in `boot.rs`.
 #![deny(missing_docs)]
 
+pub mod boot;
+pub mod cache;
+pub mod cmdline;
+pub mod config;
+pub mod cpuid;
+pub mod devices;
+pub mod exit;
 pub mod host;
+pub mod kvm;
+pub mod layout;
+pub mod loader;
+pub mod memory;
+pub mod mptable;
+pub mod procstat;
+pub mod regs;
+pub mod vcpu;
+
+pub use boot::{run, Error};
+pub use config::{Output, StopAt, VmConfig, VmReport, DEFAULT_MEM_MIB};
+pub use exit::EndReason;

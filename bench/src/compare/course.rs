@@ -1,0 +1,259 @@
+//! The course's VM-versus-container table, each line set beside what this run
+//! measured, with a verdict where the two disagree. Pure: built from the saved
+//! [`Results`].
+
+use super::record::Results;
+
+/// One line of the course's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CourseLine {
+    /// Short topic name.
+    pub topic: &'static str,
+    /// The course's words.
+    pub course: &'static str,
+    /// What this run measured.
+    pub measured: String,
+    /// `agrees`, or one line on how the measurement disagrees.
+    pub verdict: String,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+const VM_ROWS: &[&str] = &[
+    "microvm-unikernel",
+    "qemu-microvm",
+    "firecracker",
+    "cloud-hypervisor",
+    "microvm-linux",
+    "vm-distro",
+];
+const CONTAINER_ROWS: &[&str] = &["container", "crun", "runc"];
+
+/// Median start latency (ms) of `runtime`, over the first kernel that measured it.
+fn start_ms(r: &Results, runtime: &str) -> Option<(f64, bool)> {
+    r.cases
+        .iter()
+        .filter(|c| c.runtime == runtime)
+        .find_map(|c| {
+            let s = c.summary.as_ref()?.start_latency_ms?;
+            Some((s.median, c.start_marker.is_some()))
+        })
+}
+
+/// Median peak RSS (MiB) of `runtime`, the largest over its kernels.
+fn rss_mib(r: &Results, runtime: &str) -> Option<f64> {
+    r.cases
+        .iter()
+        .filter(|c| c.runtime == runtime)
+        .filter_map(|c| c.summary.as_ref()?.peak_rss_mib.map(|s| s.median))
+        .max_by(f64::total_cmp)
+}
+
+fn artifact_mib(r: &Results, name: &str) -> Option<f64> {
+    r.artifacts
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.size_bytes as f64 / MIB)
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing measured".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn full_os(r: &Results) -> CourseLine {
+    let mut m = Vec::new();
+    let uni = start_ms(r, "microvm-unikernel").is_some();
+    if uni {
+        let size =
+            artifact_mib(r, "unikernel").map_or(String::new(), |s| format!(" ({s:.2} MiB image)"));
+        m.push(format!(
+            "microvm-unikernel ran the workload with no OS at all{size}"
+        ));
+    }
+    for (row, art) in [("microvm-linux", "vmlinux"), ("vm-distro", "distro-kernel")] {
+        if start_ms(r, row).is_some() {
+            let size =
+                artifact_mib(r, art).map_or(String::new(), |s| format!(" ({s:.1} MiB kernel)"));
+            m.push(format!("{row} booted its own Linux kernel{size}"));
+        }
+    }
+    if CONTAINER_ROWS.iter().any(|c| start_ms(r, c).is_some()) {
+        m.push(format!(
+            "containers ran on the host kernel {}",
+            r.host.kernel
+        ));
+    }
+    let verdict = if uni {
+        "disagrees in part: a micro-VM need not carry an OS; the unikernel is the whole guest"
+            .into()
+    } else {
+        "agrees".into()
+    };
+    CourseLine {
+        topic: "full OS",
+        course: "VM carries a full OS / container shares the host kernel",
+        measured: list(&m),
+        verdict,
+    }
+}
+
+fn weight(r: &Results) -> CourseLine {
+    let mut m = Vec::new();
+    let mut lightest_vm: Option<(String, f64)> = None;
+    for row in VM_ROWS.iter().chain(CONTAINER_ROWS) {
+        if let Some(mib) = rss_mib(r, row) {
+            m.push(format!("{row} {mib:.1} MiB"));
+            if VM_ROWS.contains(row) && lightest_vm.as_ref().is_none_or(|(_, v)| mib < *v) {
+                lightest_vm = Some((row.to_string(), mib));
+            }
+        }
+    }
+    let mut measured = format!("peak RSS: {}", list(&m));
+    if let Some(s) = artifact_mib(r, "rootfs") {
+        measured += &format!("; rootfs image {s:.1} MiB");
+    }
+    let verdict = match lightest_vm {
+        Some((row, mib)) if mib < 1024.0 => {
+            format!("disagrees: {row} needed {mib:.1} MiB of host memory, not GBs")
+        }
+        Some(_) => "agrees".into(),
+        None => "no VM row measured".into(),
+    };
+    CourseLine {
+        topic: "weight",
+        course: "VMs are heavy (GBs) / containers light (MBs)",
+        measured,
+        verdict,
+    }
+}
+
+fn start_time(r: &Results) -> CourseLine {
+    let mut m = Vec::new();
+    let mut fastest_vm: Option<(String, f64)> = None;
+    let mut slowest_linux: Option<(String, f64)> = None;
+    for row in VM_ROWS.iter().chain(CONTAINER_ROWS) {
+        if let Some((ms, handoff)) = start_ms(r, row) {
+            let what = if handoff { " to init handoff" } else { "" };
+            m.push(format!("{row} {}{what}", fmt_ms(ms)));
+            if VM_ROWS.contains(row) {
+                if handoff {
+                    slowest_linux = Some((row.to_string(), ms));
+                } else if fastest_vm.as_ref().is_none_or(|(_, v)| ms < *v) {
+                    fastest_vm = Some((row.to_string(), ms));
+                }
+            }
+        }
+    }
+    let verdict = match (fastest_vm, slowest_linux) {
+        (Some((row, ms)), linux) if ms < 60_000.0 => {
+            let mut v = format!("disagrees: {row} was ready in {}", fmt_ms(ms));
+            if let Some((lrow, lms)) = linux {
+                v += &format!(
+                    "; only {lrow} (Linux with ring 0 emulated by kvm_pvm) took {}",
+                    fmt_ms(lms)
+                );
+            }
+            v
+        }
+        (_, Some((row, ms))) if ms < 60_000.0 => {
+            format!("disagrees: {row} reached init in {}", fmt_ms(ms))
+        }
+        (None, None) => "no VM row measured".into(),
+        _ => "agrees".into(),
+    };
+    CourseLine {
+        topic: "start time",
+        course: "VMs boot in minutes / containers start in seconds or less",
+        measured: list(&m),
+        verdict,
+    }
+}
+
+fn isolation(r: &Results) -> CourseLine {
+    let pvm = r.host.kvm_name() == "pvm";
+    let measured = format!(
+        "VMs: KVM here is {} ; containers: namespaces + cgroups ({})",
+        r.host.kvm_name(),
+        r.host.cgroup_name()
+    );
+    let verdict = if pvm {
+        "disagrees in part: on this host the VM boundary is kvm_pvm, a software (page-table) hypervisor, not VMX/SVM hardware".into()
+    } else {
+        "agrees".into()
+    };
+    CourseLine {
+        topic: "isolation",
+        course: "VM: hardware-level / container: process-level",
+        measured,
+        verdict,
+    }
+}
+
+fn engine(r: &Results) -> CourseLine {
+    let ran: Vec<String> = CONTAINER_ROWS
+        .iter()
+        .filter_map(|row| start_ms(r, row).map(|(ms, _)| format!("{row} ({})", fmt_ms(ms))))
+        .collect();
+    let container_runs = r
+        .cases
+        .iter()
+        .filter(|c| CONTAINER_ROWS.contains(&c.runtime.as_str()));
+    let (runs, left): (usize, u32) = container_runs.fold((0, 0), |(n, l), c| {
+        (
+            n + c.samples.len(),
+            l + c.samples.iter().map(|s| s.leftover_processes).sum::<u32>(),
+        )
+    });
+    let measured = if ran.is_empty() {
+        "no container row measured".to_string()
+    } else {
+        format!(
+            "{} each ran as a child process of vclab, no daemon; {runs} container runs left {left} processes behind",
+            ran.join(", ")
+        )
+    };
+    CourseLine {
+        topic: "engine",
+        course: "Docker hangs on one engine (daemon) / Podman & Buildah are daemonless",
+        measured,
+        verdict: "agrees: the daemon is Docker's design, not a property of containers".into(),
+    }
+}
+
+fn image_creation(r: &Results) -> CourseLine {
+    let measured = match artifact_mib(r, "rootfs") {
+        Some(s) => format!(
+            "the rootfs ({s:.1} MiB: busybox + the static workload) was built by scripts/guest-images.sh, no Dockerfile, no daemon"
+        ),
+        None => "no rootfs artifact recorded".into(),
+    };
+    CourseLine {
+        topic: "image creation",
+        course: "Dockerfile / Buildah builds images without a daemon",
+        measured,
+        verdict: "agrees: an image is a directory tree; any daemonless tool can build it".into(),
+    }
+}
+
+/// The six lines of the course's table for `r`.
+pub fn course_table(r: &Results) -> Vec<CourseLine> {
+    vec![
+        full_os(r),
+        weight(r),
+        start_time(r),
+        isolation(r),
+        engine(r),
+        image_creation(r),
+    ]
+}

@@ -1,0 +1,83 @@
+//! `results.md`: the host, the results table and the course table in Markdown.
+
+use super::{ExportError, Exporter};
+use crate::compare::course;
+use crate::compare::record::Results;
+use crate::compare::table;
+
+/// Writes the Markdown report.
+pub struct MarkdownExporter;
+
+fn escape(cell: &str) -> String {
+    cell.replace('|', "\\|").replace('\n', " ")
+}
+
+fn md_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", headers.join(" | "));
+    out += &format!("|{}\n", "---|".repeat(headers.len()));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| escape(c)).collect();
+        out += &format!("| {} |\n", cells.join(" | "));
+    }
+    out
+}
+
+impl Exporter for MarkdownExporter {
+    fn file_name(&self) -> &'static str {
+        "results.md"
+    }
+
+    fn serialize(&self, r: &Results) -> Result<Vec<u8>, ExportError> {
+        let h = &r.host;
+        let mut out = format!("# vclab compare, {}\n\n", r.started_utc);
+        out += &format!(
+            "Host: {} ({} CPUs, {} MiB), kernel {}, KVM {}, cgroups {}, vclab {}.\n\n",
+            h.cpu_model,
+            h.cores,
+            h.memory_mib,
+            h.kernel,
+            h.kvm_name(),
+            h.cgroup_name(),
+            h.vclab_version
+        );
+        out += &format!(
+            "Method: {} warm-up + {} measured runs per case, runtimes interleaved; median (min–max); \
+             ratios ± propagated standard error.\n\n",
+            r.config.warmup, r.config.runs
+        );
+        let rows: Vec<Vec<String>> = table::shown_cases(r)
+            .into_iter()
+            .map(table::cells)
+            .collect();
+        out += &md_table(table::HEADERS, &rows);
+        let skipped = table::skipped_lines(r);
+        if !skipped.is_empty() {
+            out += "\nNot run on this host:\n\n";
+            for (rt, kernels, why) in skipped {
+                out += &format!("- {rt} ({kernels}): {why}\n");
+            }
+        }
+        out += "\nStart latency means:\n\n";
+        for (rows, meaning) in table::START_MEANING {
+            out += &format!("- {rows}: {meaning}.\n");
+        }
+        out += "\n## The course's table, measured\n\n";
+        let lines = course::course_table(r);
+        let rows: Vec<Vec<String>> = lines
+            .iter()
+            .map(|l| {
+                vec![
+                    l.topic.to_string(),
+                    l.course.to_string(),
+                    l.measured.clone(),
+                    l.verdict.clone(),
+                ]
+            })
+            .collect();
+        out += &md_table(
+            &["topic", "the course says", "this run measured", "verdict"],
+            &rows,
+        );
+        Ok(out.into_bytes())
+    }
+}

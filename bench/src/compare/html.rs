@@ -1,0 +1,175 @@
+//! `report.html`: one self-contained page (inline CSS, inline SVG plots, no
+//! scripts, no network) that opens offline.
+
+use super::course;
+use super::plots::Plot;
+use super::record::Results;
+use super::table;
+
+const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1240px}\
+h1{font-size:24px}h2{font-size:19px;margin-top:28px}\
+table{border-collapse:collapse;font-size:13px;margin:8px 0}\
+th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top}\
+th{background:#e8eef6}tr:nth-child(even) td{background:#f7f7f7}\
+td.failed{color:#b00;font-weight:bold}.host{font-size:14px;line-height:1.5}\
+figure{margin:12px 0}figcaption{font-size:13px;color:#555}";
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_table(headers: &[&str], rows: &[Vec<String>], id: &str) -> String {
+    let mut out = format!("<table id=\"{id}\"><thead><tr>");
+    for h in headers {
+        out += &format!("<th>{}</th>", escape(h));
+    }
+    out += "</tr></thead><tbody>\n";
+    for r in rows {
+        out += "<tr>";
+        for c in r {
+            let class = if c.starts_with("FAILED") {
+                " class=\"failed\""
+            } else {
+                ""
+            };
+            out += &format!("<td{class}>{}</td>", escape(c));
+        }
+        out += "</tr>\n";
+    }
+    out += "</tbody></table>\n";
+    out
+}
+
+/// Strips the XML declaration so the SVG can sit inline in HTML.
+fn inline_svg(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+/// The whole page for `r` with its `plots`.
+pub fn render(r: &Results, plots: &[Plot]) -> String {
+    let h = &r.host;
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out += &format!(
+        "<title>vclab compare {}</title><style>{CSS}</style></head><body>\n",
+        escape(&r.started_utc)
+    );
+    out += &format!("<h1>vclab compare, {}</h1>\n", escape(&r.started_utc));
+    out += "<div class=\"host\">";
+    out += &format!(
+        "<b>Host</b>: {} ({} CPUs, {} MiB), kernel {}<br>",
+        escape(&h.cpu_model),
+        h.cores,
+        h.memory_mib,
+        escape(&h.kernel)
+    );
+    out += &format!(
+        "<b>KVM</b>: {} — {}<br><b>cgroups</b>: {}<br>",
+        escape(&h.kvm_name()),
+        escape(&h.kvm_explanation),
+        escape(&h.cgroup_name())
+    );
+    let peers: Vec<String> = h
+        .peers
+        .iter()
+        .map(|p| match &p.version {
+            Some(v) => format!("{} ({})", p.name, v),
+            None if p.path.is_some() => p.name.clone(),
+            None => format!("{} (not installed)", p.name),
+        })
+        .collect();
+    out += &format!(
+        "<b>Peers</b>: {}<br><b>vclab</b> {}<br>",
+        escape(&peers.join(", ")),
+        escape(&h.vclab_version)
+    );
+    out += &format!(
+        "<b>Method</b>: {} warm-up + {} measured runs per case, runtimes interleaved; \
+         median (min–max); ratios ± propagated standard error; outliers by MAD (|modified z| &gt; 3.5).",
+        r.config.warmup, r.config.runs
+    );
+    out += "</div>\n<h2>Results</h2>\n";
+    let rows: Vec<Vec<String>> = table::shown_cases(r)
+        .into_iter()
+        .map(table::cells)
+        .collect();
+    out += &html_table(table::HEADERS, &rows, "results");
+    let skipped = table::skipped_lines(r);
+    if !skipped.is_empty() {
+        out += "<p>Not run on this host:</p><ul id=\"skipped\">";
+        for (rt, kernels, why) in skipped {
+            out += &format!(
+                "<li><b>{}</b> ({}): {}</li>",
+                escape(&rt),
+                escape(&kernels),
+                escape(&why)
+            );
+        }
+        out += "</ul>\n";
+    }
+    out += "<p>Start latency means:</p><ul>";
+    for (rows, meaning) in table::START_MEANING {
+        out += &format!("<li><b>{}</b>: {}.</li>", escape(rows), escape(meaning));
+    }
+    out += "</ul>\n";
+    out += "<h2>Plots</h2>\n";
+    for p in plots {
+        out += &format!(
+            "<figure>{}<figcaption>{} ({})</figcaption></figure>\n",
+            inline_svg(&p.svg),
+            escape(p.title),
+            escape(p.file)
+        );
+    }
+    out += "<h2>The course's table, measured</h2>\n";
+    let rows: Vec<Vec<String>> = course::course_table(r)
+        .into_iter()
+        .map(|l| {
+            vec![
+                l.topic.to_string(),
+                l.course.to_string(),
+                l.measured,
+                l.verdict,
+            ]
+        })
+        .collect();
+    out += &html_table(
+        &["topic", "the course says", "this run measured", "verdict"],
+        &rows,
+        "course",
+    );
+    out += "</body></html>\n";
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn strips_xml_declaration() {
+        assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg a>"), "<svg a>");
+    }
+}

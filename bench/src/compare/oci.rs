@@ -1,0 +1,239 @@
+//! Files the peer runtimes start from: an OCI bundle over the shared rootfs
+//! for runc and crun, a config file for Firecracker. Each lives in its own
+//! temporary directory that is removed (and its container deleted, its
+//! cgroups removed) when the guard drops, also after a failed run.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+/// Errors preparing a peer's files.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// The rootfs path could not be resolved.
+    #[error("cannot resolve the rootfs {path}: {source} (rebuild it: scripts/guest-images.sh)")]
+    Rootfs {
+        /// The rootfs.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The temporary directory or a file in it could not be written.
+    #[error("cannot write {path}: {source} (is the temporary directory writable?)")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which OCI runtime a bundle is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciRuntime {
+    /// runc.
+    Runc,
+    /// crun.
+    Crun,
+}
+
+/// A temporary directory with a peer's files; removed on drop.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: PathBuf,
+    file: PathBuf,
+    oci: Option<(OciRuntime, PathBuf, String)>,
+}
+
+fn temp_dir(tag: &str, seq: u64) -> Result<PathBuf, OciError> {
+    let dir =
+        std::env::temp_dir().join(format!("vclab-compare-{tag}-{}-{seq}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|source| OciError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), OciError> {
+    std::fs::write(path, text).map_err(|source| OciError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The OCI runtime config for `args` over the read-only `rootfs`.
+pub fn oci_config(rootfs: &Path, args: &[String], cgroups_path: &str) -> serde_json::Value {
+    let mut mounts = Vec::new();
+    if rootfs.join("proc").is_dir() {
+        mounts.push(json!({"destination": "/proc", "type": "proc", "source": "proc"}));
+    }
+    if rootfs.join("dev").is_dir() {
+        mounts.push(
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        );
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"],
+            "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": {"path": rootfs, "readonly": true},
+        "hostname": "vclab",
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": cgroups_path,
+            "namespaces": [
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                {"type": "mount"}, {"type": "network"}
+            ]
+        }
+    })
+}
+
+impl Bundle {
+    /// Writes a bundle whose process is `args`, over `rootfs` (resolved: runc
+    /// refuses a symlinked rootfs).
+    pub fn create(
+        runtime: OciRuntime,
+        bin: PathBuf,
+        rootfs: &Path,
+        args: &[String],
+        seq: u64,
+    ) -> Result<Self, OciError> {
+        let rootfs = rootfs.canonicalize().map_err(|source| OciError::Rootfs {
+            path: rootfs.to_path_buf(),
+            source,
+        })?;
+        let tag = if runtime == OciRuntime::Runc {
+            "runc"
+        } else {
+            "crun"
+        };
+        let dir = temp_dir(tag, seq)?;
+        let id = format!("vclab-compare-{}-{tag}-{seq}", std::process::id());
+        let config = oci_config(&rootfs, args, &format!("/{id}"));
+        let file = dir.join("config.json");
+        write(&file, &config.to_string())?;
+        Ok(Bundle {
+            dir,
+            file,
+            oci: Some((runtime, bin, id)),
+        })
+    }
+
+    /// The command that runs the bundle in the foreground.
+    pub fn run_argv(&self) -> Vec<OsString> {
+        let Some((_, bin, id)) = &self.oci else {
+            return Vec::new();
+        };
+        vec![
+            bin.clone().into(),
+            "run".into(),
+            "--bundle".into(),
+            self.dir.clone().into(),
+            id.into(),
+        ]
+    }
+
+    /// The main file (config.json, or Firecracker's config).
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if let Some((runtime, bin, id)) = &self.oci {
+            // `run` deletes the container when it exits; this only matters after a failure.
+            let mut cmd = Command::new(bin);
+            if *runtime == OciRuntime::Crun {
+                // crun refuses hybrid cgroups outside the private mount namespace.
+                cmd.arg("delete").arg("-f").arg(id);
+                super::measure::enter_private_mount_ns_on_spawn(&mut cmd);
+            } else {
+                cmd.arg("delete").arg("-f").arg(id);
+            }
+            let _ = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            remove_cgroups(id);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the (empty) cgroup directories named `id` under each hierarchy root.
+fn remove_cgroups(id: &str) {
+    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for root in roots.flatten() {
+        let dir = root.path().join(id);
+        if dir.is_dir() {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    let direct = Path::new("/sys/fs/cgroup").join(id);
+    if direct.is_dir() {
+        let _ = std::fs::remove_dir(&direct);
+    }
+}
+
+/// A Firecracker `--config-file` booting `kernel` with `cmdline`.
+pub fn firecracker_config(
+    kernel: &Path,
+    cmdline: &str,
+    mem_mib: u64,
+    seq: u64,
+) -> Result<Bundle, OciError> {
+    let dir = temp_dir("firecracker", seq)?;
+    let config = json!({
+        "boot-source": {"kernel_image_path": kernel, "boot_args": cmdline},
+        "drives": [],
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": mem_mib},
+        "network-interfaces": []
+    });
+    let file = dir.join("vm.json");
+    write(&file, &config.to_string())?;
+    Ok(Bundle {
+        dir,
+        file,
+        oci: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_read_only_and_names_its_cgroup() {
+        let c = oci_config(Path::new("/nonexistent"), &["/bin/true".into()], "/vclab-x");
+        assert_eq!(c["root"]["readonly"], true);
+        assert_eq!(c["linux"]["cgroupsPath"], "/vclab-x");
+        assert_eq!(c["process"]["args"][0], "/bin/true");
+        assert_eq!(c["mounts"].as_array().map(Vec::len), Some(0));
+    }
+
+    #[test]
+    fn firecracker_config_is_removed_on_drop() {
+        let b = firecracker_config(Path::new("/k"), "vclab.kernel=cpu", 128, 424242).unwrap();
+        let dir = b.path().parent().unwrap().to_path_buf();
+        let text = std::fs::read_to_string(b.path()).unwrap();
+        assert!(text.contains("vclab.kernel=cpu"));
+        drop(b);
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,187 @@
+//! The saved results: one flat serde record per run (raw samples, units in
+//! the field names), one summary per case, and the whole file written as
+//! `results.json`. Measuring fills [`Sample`]s; summarising fills
+//! [`CaseSummary`]; rendering reads only this file.
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{Ratio, Summary};
+use crate::host::HostRecord;
+
+/// Format version of `results.json`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything one `vclab compare` run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// When the run started, UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started_utc: String,
+    /// The machine the figures come from.
+    pub host: HostRecord,
+    /// How the run was set up.
+    pub config: RunConfig,
+    /// Facts about the artifacts used (image sizes), by name.
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactFact>,
+    /// One entry per runtime × workload kernel, in row order.
+    pub cases: Vec<Case>,
+}
+
+/// Size of one artifact the runtimes started from (for the course table's "weight" line).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactFact {
+    /// Manifest name (`rootfs`, `unikernel`, `vmlinux`, ...).
+    pub name: String,
+    /// Size in bytes (a directory: sum of its files).
+    pub size_bytes: u64,
+}
+
+/// The parameters of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunConfig {
+    /// `--quick` was given.
+    pub quick: bool,
+    /// Unmeasured runs per case before the measured ones.
+    pub warmup: u32,
+    /// Measured runs per case.
+    pub runs: u32,
+    /// Linux guest rows were booted.
+    pub linux: bool,
+    /// The workloads run in every runtime.
+    pub workloads: Vec<WorkloadSpec>,
+}
+
+/// One workload kernel with its parameters (the same everywhere, so checksums must agree).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadSpec {
+    /// `cpu`, `mem-bw` or `mem-lat`.
+    pub kernel: String,
+    /// Working-set size in bytes.
+    pub size: u64,
+    /// Iterations.
+    pub iterations: u64,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Whether a case has figures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Measured; `samples` and `summary` hold the figures.
+    Measured,
+    /// Not run on this host; `reason` says why.
+    Skipped,
+    /// Tried and failed (launch error, checksum mismatch); `reason` says how.
+    Failed,
+}
+
+/// One runtime × kernel case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Case {
+    /// Runtime row name (`bare`, `container`, `microvm-unikernel`, ...).
+    pub runtime: String,
+    /// Workload kernel, or `boot` for a Linux guest timed to its init handoff.
+    pub kernel: String,
+    /// Measured, skipped or failed.
+    pub status: Status,
+    /// Why the case has no figures, or a caveat on them.
+    pub reason: Option<String>,
+    /// What "start latency" means for this case when it is not the workload start
+    /// (e.g. the Linux kernel's init handoff on kvm_pvm).
+    pub start_marker: Option<String>,
+    /// The raw runs, in the order they ran.
+    pub samples: Vec<Sample>,
+    /// The summaries, filled after the last run of the case.
+    pub summary: Option<CaseSummary>,
+}
+
+/// One measured run (flat; units in the field names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Sample {
+    /// Launch → workload start (guest ready for VMs), milliseconds.
+    pub start_latency_ms: Option<f64>,
+    /// Launch → exit of the runtime, milliseconds.
+    pub total_ms: f64,
+    /// The workload's own score: ops per second of its own timing.
+    pub score_ops_per_s: Option<f64>,
+    /// The workload's checksum (hex).
+    pub checksum: Option<String>,
+    /// Peak resident set of the runtime's process tree, KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// Peak proportional set size of the process tree, KiB.
+    pub peak_pss_kib: Option<u64>,
+    /// Guest RAM a VMM mapped (excluded from its RSS for the overhead), KiB.
+    pub guest_ram_kib: Option<u64>,
+    /// Guest RAM actually touched, KiB (VMs, from the VMM's report).
+    pub guest_touched_kib: Option<u64>,
+    /// Processes the run left behind after its launcher exited (0 for a daemonless runtime).
+    #[serde(default)]
+    pub leftover_processes: u32,
+    /// User CPU time of the runtime and everything it started, milliseconds.
+    pub cpu_user_ms: f64,
+    /// System CPU time of the runtime and everything it started, milliseconds.
+    pub cpu_sys_ms: f64,
+}
+
+/// Summaries of one case, plus its comparisons.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseSummary {
+    /// Start latency, ms.
+    pub start_latency_ms: Option<Summary>,
+    /// Launch → exit, ms.
+    pub total_ms: Option<Summary>,
+    /// Workload score, ops/s.
+    pub score_ops_per_s: Option<Summary>,
+    /// Peak RSS of the runtime's processes, MiB.
+    pub peak_rss_mib: Option<Summary>,
+    /// Peak PSS of the runtime's processes, MiB.
+    pub peak_pss_mib: Option<Summary>,
+    /// Memory the runtime adds over the bare workload, MiB.
+    pub memory_overhead_mib: Option<Summary>,
+    /// CPU time (user + sys) of the runtime and workload, ms.
+    pub cpu_time_ms: Option<Summary>,
+    /// CPU time the runtime adds over the bare workload, ms.
+    pub cpu_overhead_ms: Option<Summary>,
+    /// Indices of runs whose start latency (else total time) is a MAD outlier.
+    pub outlier_runs: Vec<usize>,
+    /// Score ratio to bare (1.0 = no CPU overhead).
+    pub score_vs_bare: Option<Ratio>,
+    /// Start latency ratio to the matching peer.
+    pub start_vs_peer: Option<Ratio>,
+    /// The peer used for `start_vs_peer`.
+    pub peer: Option<String>,
+}
+
+impl Results {
+    /// The case for `runtime` × `kernel`, if any.
+    pub fn case(&self, runtime: &str, kernel: &str) -> Option<&Case> {
+        self.cases
+            .iter()
+            .find(|c| c.runtime == runtime && c.kernel == kernel)
+    }
+
+    /// Runtime row names in first-seen order.
+    pub fn runtimes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in &self.cases {
+            if !out.contains(&c.runtime) {
+                out.push(c.runtime.clone());
+            }
+        }
+        out
+    }
+
+    /// Kernel names in first-seen order.
+    pub fn kernels(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in &self.cases {
+            if !out.contains(&c.kernel) {
+                out.push(c.kernel.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,579 @@
+//! The runtimes (rows) of the comparison: how each is launched for one
+//! workload, what it needs from this host, and how its output becomes a
+//! [`Sample`]. A row that cannot run here carries the reason instead.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::measure::Observed;
+use super::oci::{Bundle, OciRuntime};
+use super::record::{Sample, WorkloadSpec};
+use super::vm_report;
+use super::workload_line::WorkloadLine;
+use crate::artifacts::Manifest;
+use crate::host::HostRecord;
+
+/// Marker of a Linux guest timed to its init handoff.
+pub const INIT_HANDOFF: &str =
+    "time to the Linux kernel's init handoff (kvm_pvm: guest userspace cannot run)";
+/// The console line the Linux kernel prints when it hands over to init.
+const INIT_LINE: &str = "Run /init as init process";
+/// The unikernel's ready line on a UART (peers without the lab device).
+const READY_LINE: &str = "{\"ready\":true}";
+/// Guest RAM given to peer VMMs, MiB.
+const PEER_GUEST_MIB: u64 = 128;
+
+/// What a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The workload as a host process.
+    Bare,
+    /// `vclab container run` over the cache rootfs.
+    Container,
+    /// `runc run` of an OCI bundle over the same rootfs.
+    Runc,
+    /// `crun run` of the same bundle (in a private mount namespace).
+    Crun,
+    /// `vclab vm run` of the unikernel.
+    MicrovmUnikernel,
+    /// QEMU microvm booting the unikernel through PVH.
+    QemuMicrovm,
+    /// Firecracker booting the unikernel.
+    Firecracker,
+    /// cloud-hypervisor booting the unikernel.
+    CloudHypervisor,
+    /// `vclab vm run` of the micro-VM Linux kernel with the initramfs.
+    MicrovmLinux,
+    /// `vclab vm run` of Debian's cloud kernel with the initramfs.
+    VmDistro,
+}
+
+/// One row and whether it can run.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Row name.
+    pub name: &'static str,
+    /// What it is.
+    pub kind: Kind,
+    /// Why it cannot run here (`None`: it runs).
+    pub skip: Option<String>,
+    /// A Linux guest row: one boot, timed to init handoff where userspace cannot run.
+    pub linux_boot: bool,
+}
+
+/// What the rows need: binaries and artifacts found on this host.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The `vclab` binary (this program).
+    pub vclab: PathBuf,
+    /// The host `vclab-workload` binary.
+    pub workload: Option<PathBuf>,
+    /// The guest-images manifest, or why it is missing.
+    pub manifest: Result<Manifest, String>,
+    /// The host record (peers, KVM kind).
+    pub host: HostRecord,
+    /// TSC frequency for guests without the VMM's figure, kHz.
+    pub tsc_khz: Option<u64>,
+    /// Boot the Linux rows.
+    pub linux: bool,
+}
+
+impl Env {
+    fn artifact(&self, name: &str) -> Result<PathBuf, String> {
+        let m = self.manifest.as_ref().map_err(Clone::clone)?;
+        let p = m.path(name).map_err(|e| e.to_string())?;
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "artifact '{name}' is missing at {} (rebuild: scripts/guest-images.sh)",
+                p.display()
+            ))
+        }
+    }
+
+    fn peer(&self, name: &str) -> Result<PathBuf, String> {
+        self.host
+            .peer(name)
+            .and_then(|p| p.path.clone())
+            .ok_or_else(|| format!("{name} is not installed"))
+    }
+
+    fn vm_works(&self) -> Result<(), String> {
+        if matches!(self.host.kvm_name().as_str(), "absent") {
+            return Err("no /dev/kvm on this host".into());
+        }
+        Ok(())
+    }
+}
+
+/// The TSC frequency in kHz, from /proc/cpuinfo's `cpu MHz` (the figure guests get without the VMM).
+pub fn host_tsc_khz() -> Option<u64> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split_once(':')?
+        .1
+        .trim()
+        .parse()
+        .ok()?;
+    Some((mhz * 1000.0).round() as u64)
+}
+
+/// Finds the host workload binary: the manifest's `workload`, else next to this program, else $PATH.
+pub fn find_workload(manifest: &Result<Manifest, String>, vclab: &Path) -> Option<PathBuf> {
+    if let Ok(Ok(p)) = manifest.as_ref().map(|m| m.path("workload")) {
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let sibling = vclab.with_file_name("vclab-workload");
+    if sibling.is_file() {
+        return Some(sibling);
+    }
+    crate::host::which("vclab-workload")
+}
+
+fn check_all(parts: &[Result<(), String>]) -> Option<String> {
+    parts.iter().find_map(|p| p.as_ref().err().cloned())
+}
+
+fn need(r: Result<PathBuf, String>) -> Result<(), String> {
+    r.map(|_| ())
+}
+
+/// All rows in display order, each with its skip reason for this host.
+pub fn rows(env: &Env) -> Vec<Runtime> {
+    let pvm_linux = !env.host.kvm_kind.is_some_and(|k| k.runs_linux_userspace());
+    let linux_skip = |art: &str| {
+        check_all(&[
+            env.vm_works(),
+            need(env.artifact(art)),
+            need(env.artifact("initramfs")),
+            if env.linux {
+                Ok(())
+            } else {
+                Err("Linux guest boots take 30-60 s here: skipped in --quick (add --linux)".into())
+            },
+        ])
+    };
+    let workload = env
+        .workload
+        .clone()
+        .ok_or_else(|| "vclab-workload is not built (cargo build -p vclab-workload --release, or scripts/guest-images.sh)".to_string());
+    let mut out = vec![
+        Runtime {
+            name: "bare",
+            kind: Kind::Bare,
+            skip: check_all(&[need(workload)]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "container",
+            kind: Kind::Container,
+            skip: check_all(&[need(env.artifact("rootfs"))]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "runc",
+            kind: Kind::Runc,
+            skip: check_all(&[need(env.peer("runc")), need(env.artifact("rootfs"))]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "crun",
+            kind: Kind::Crun,
+            skip: check_all(&[need(env.peer("crun")), need(env.artifact("rootfs"))]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "microvm-unikernel",
+            kind: Kind::MicrovmUnikernel,
+            skip: check_all(&[env.vm_works(), need(env.artifact("unikernel"))]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "qemu-microvm",
+            kind: Kind::QemuMicrovm,
+            skip: check_all(&[
+                env.vm_works(),
+                need(env.peer("qemu-system-x86_64")),
+                need(env.artifact("unikernel")),
+            ]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "firecracker",
+            kind: Kind::Firecracker,
+            skip: check_all(&[
+                env.vm_works(),
+                need(env.peer("firecracker")).map_err(|e| format!("{e} (give --firecracker PATH)")),
+                need(env.artifact("unikernel")),
+            ]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "cloud-hypervisor",
+            kind: Kind::CloudHypervisor,
+            skip: check_all(&[
+                env.vm_works(),
+                need(env.peer("cloud-hypervisor"))
+                    .map_err(|e| format!("{e} (give --cloud-hypervisor PATH)")),
+                need(env.artifact("unikernel")),
+            ]),
+            linux_boot: false,
+        },
+        Runtime {
+            name: "microvm-linux",
+            kind: Kind::MicrovmLinux,
+            skip: linux_skip("vmlinux"),
+            linux_boot: pvm_linux,
+        },
+        Runtime {
+            name: "vm-distro",
+            kind: Kind::VmDistro,
+            skip: if pvm_linux && env.host.kvm_name() == "pvm" {
+                Some(
+                    "Debian's cloud kernel cannot boot on kvm_pvm: its INT3 self-test stops the boot \
+                     and cannot be switched off without the lab's kernel patch (needs hardware KVM)"
+                        .into(),
+                )
+            } else {
+                linux_skip("distro-kernel")
+            },
+            linux_boot: pvm_linux,
+        },
+    ];
+    // Linux guests on a host where their userspace runs execute the workload like any row.
+    for r in out.iter_mut() {
+        if matches!(r.kind, Kind::MicrovmLinux | Kind::VmDistro) && !pvm_linux {
+            r.linux_boot = false;
+        }
+    }
+    out
+}
+
+/// A short account of a failed VM run: the VMM's end reason and phase times,
+/// else the last output lines.
+fn vm_failure(report: Option<&serde_json::Value>, obs: &Observed) -> String {
+    let Some(r) = report else {
+        return format!("exit {}; output ended: {}", obs.exit_code, obs.tail());
+    };
+    let secs = |key: &str| {
+        r.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .map_or("-".to_string(), |ns| format!("{:.1} s", ns / 1e9))
+    };
+    let mut out = format!(
+        "vclab vm run ended with '{}' (exit {}) after {}; kernel's first console byte at {}",
+        r.get("exit_reason").and_then(|v| v.as_str()).unwrap_or("?"),
+        obs.exit_code,
+        secs("exit_ns"),
+        secs("kernel_start_ns")
+    );
+    if let Some(d) = r.get("exit_detail").and_then(|v| v.as_str()) {
+        out += &format!("; {}", d.lines().last().unwrap_or(d));
+    }
+    out
+}
+
+/// One prepared launch: the command line plus what must be cleaned up after it.
+pub struct Launch {
+    /// The command to observe.
+    pub argv: Vec<OsString>,
+    /// Enter a private mount namespace without the cgroup2 mount (crun on hybrid hosts).
+    pub private_mount_ns: bool,
+    /// Kill the run after this long.
+    pub timeout: Duration,
+    /// An OCI bundle to remove (and its container to delete) after the run.
+    pub bundle: Option<Bundle>,
+}
+
+fn os(items: &[&str]) -> Vec<OsString> {
+    items.iter().map(OsString::from).collect()
+}
+
+fn workload_args(spec: &WorkloadSpec) -> Vec<String> {
+    vec![
+        "run".into(),
+        spec.kernel.clone(),
+        "--size".into(),
+        spec.size.to_string(),
+        "--iterations".into(),
+        spec.iterations.to_string(),
+        "--seed".into(),
+        spec.seed.to_string(),
+    ]
+}
+
+/// The guest command line for the unikernel running `spec`.
+pub fn unikernel_cmdline(spec: &WorkloadSpec, tsc_khz: Option<u64>) -> String {
+    let mut s = format!(
+        "vclab.kernel={} vclab.size={} vclab.iterations={} vclab.seed={}",
+        spec.kernel, spec.size, spec.iterations, spec.seed
+    );
+    if let Some(k) = tsc_khz {
+        s += &format!(" vclab.tsc_khz={k}");
+    }
+    s
+}
+
+impl Runtime {
+    /// Prepares the launch of `spec` (`seq` makes names unique).
+    pub fn launch(&self, env: &Env, spec: &WorkloadSpec, seq: u64) -> Result<Launch, String> {
+        let short = Duration::from_secs(60);
+        let mut l = Launch {
+            argv: Vec::new(),
+            private_mount_ns: false,
+            timeout: short,
+            bundle: None,
+        };
+        match self.kind {
+            Kind::Bare => {
+                let w = env.workload.clone().ok_or("vclab-workload is not built")?;
+                l.argv.push(w.into());
+                l.argv
+                    .extend(workload_args(spec).into_iter().map(OsString::from));
+            }
+            Kind::Container => {
+                l.argv.push(env.vclab.clone().into());
+                l.argv.extend(os(&["container", "run", "--rootfs"]));
+                l.argv.push(env.artifact("rootfs")?.into());
+                l.argv.extend(os(&["--json", "--", "/bin/vclab-workload"]));
+                l.argv
+                    .extend(workload_args(spec).into_iter().map(OsString::from));
+            }
+            Kind::Runc | Kind::Crun => {
+                let (rt, name) = if self.kind == Kind::Runc {
+                    (OciRuntime::Runc, "runc")
+                } else {
+                    (OciRuntime::Crun, "crun")
+                };
+                let bin = env.peer(name)?;
+                let mut args = vec!["/bin/vclab-workload".to_string()];
+                args.extend(workload_args(spec));
+                let bundle = Bundle::create(rt, bin, &env.artifact("rootfs")?, &args, seq)
+                    .map_err(|e| e.to_string())?;
+                l.argv = bundle.run_argv();
+                l.private_mount_ns = rt == OciRuntime::Crun;
+                l.bundle = Some(bundle);
+            }
+            Kind::MicrovmUnikernel => {
+                l.argv.push(env.vclab.clone().into());
+                l.argv.extend(os(&["vm", "run", "--kernel"]));
+                l.argv.push(env.artifact("unikernel")?.into());
+                l.argv.push("--cmdline".into());
+                l.argv.push(unikernel_cmdline(spec, None).into());
+                l.argv.extend(os(&["--console", "off", "--json"]));
+            }
+            Kind::QemuMicrovm => {
+                l.argv.push(env.peer("qemu-system-x86_64")?.into());
+                l.argv.extend(os(&[
+                    "-M",
+                    "microvm,x-option-roms=off,rtc=off",
+                    "-enable-kvm",
+                    // The brief's `-cpu host` aborts on kvm_pvm ("failed to set MSR
+                    // 0x10a"): the host CPU minus IA32_ARCH_CAPABILITIES boots.
+                    "-cpu",
+                    "host,-arch-capabilities",
+                    "-m",
+                    &PEER_GUEST_MIB.to_string(),
+                    "-nodefaults",
+                    "-no-user-config",
+                    "-nographic",
+                    "-serial",
+                    "stdio",
+                    "-device",
+                    "isa-debug-exit",
+                    "-kernel",
+                ]));
+                l.argv.push(env.artifact("unikernel")?.into());
+                l.argv.push("-append".into());
+                l.argv.push(unikernel_cmdline(spec, env.tsc_khz).into());
+            }
+            Kind::Firecracker => {
+                let bin = env.peer("firecracker")?;
+                let cfg = super::oci::firecracker_config(
+                    &env.artifact("unikernel")?,
+                    &unikernel_cmdline(spec, env.tsc_khz),
+                    PEER_GUEST_MIB,
+                    seq,
+                )
+                .map_err(|e| e.to_string())?;
+                l.argv.push(bin.into());
+                l.argv.extend(os(&["--no-api", "--config-file"]));
+                l.argv.push(cfg.path().into());
+                l.bundle = Some(cfg);
+            }
+            Kind::CloudHypervisor => {
+                l.argv.push(env.peer("cloud-hypervisor")?.into());
+                l.argv.push("--kernel".into());
+                l.argv.push(env.artifact("unikernel")?.into());
+                l.argv.push("--cmdline".into());
+                l.argv.push(unikernel_cmdline(spec, env.tsc_khz).into());
+                l.argv.extend(os(&[
+                    "--cpus",
+                    "boot=1",
+                    "--memory",
+                    &format!("size={PEER_GUEST_MIB}M"),
+                    "--serial",
+                    "tty",
+                    "--console",
+                    "off",
+                ]));
+            }
+            Kind::MicrovmLinux | Kind::VmDistro => {
+                let kernel = if self.kind == Kind::MicrovmLinux {
+                    env.artifact("vmlinux")?
+                } else {
+                    env.artifact("distro-kernel")?
+                };
+                // The VMM composes the Linux defaults and the kvm_pvm workarounds
+                // itself, and on kvm_pvm stops at the init handoff (--stop-at auto).
+                l.argv.push(env.vclab.clone().into());
+                l.argv.extend(os(&["vm", "run", "--kernel"]));
+                l.argv.push(kernel.into());
+                l.argv.push("--initrd".into());
+                l.argv.push(env.artifact("initramfs")?.into());
+                l.argv.push("--cmdline".into());
+                l.argv.push(unikernel_cmdline(spec, None).into());
+                l.argv
+                    .extend(os(&["--console", "off", "--timeout", "120", "--json"]));
+                l.timeout = Duration::from_secs(130);
+            }
+        }
+        Ok(l)
+    }
+
+    /// Turns one observed run into a sample, checking its result line.
+    pub fn interpret(&self, obs: &Observed, spec: &WorkloadSpec) -> Result<Sample, String> {
+        let mut s = Sample {
+            total_ms: obs.total.as_secs_f64() * 1e3,
+            peak_rss_kib: obs.peak_rss_kib,
+            peak_pss_kib: obs.peak_pss_kib,
+            leftover_processes: obs.leftover,
+            cpu_user_ms: obs.cpu_user.as_secs_f64() * 1e3,
+            cpu_sys_ms: obs.cpu_sys.as_secs_f64() * 1e3,
+            ..Sample::default()
+        };
+        let lines = || obs.lines.iter().map(|(_, l)| l.as_str());
+        if self.linux_boot {
+            let report = vm_report::parse(obs.last_line());
+            let from_report = report
+                .as_ref()
+                .and_then(|r| vm_report::duration_ms(r, &["init_handoff", "init", "guest_init"]));
+            let from_console = obs.line_time(INIT_LINE).map(|t| t.as_secs_f64() * 1e3);
+            s.start_latency_ms = from_report.or(from_console);
+            if s.start_latency_ms.is_none() || obs.exit_code != 0 {
+                return Err(format!(
+                    "the kernel never reached its init handoff (no '{INIT_LINE}'): {}",
+                    vm_failure(report.as_ref(), obs)
+                ));
+            }
+            if let Some(r) = &report {
+                s.guest_ram_kib =
+                    vm_report::size_kib(r, &["guest_ram", "guest_memory", "mem_size"]);
+                s.guest_touched_kib =
+                    vm_report::size_kib(r, &["guest_touched", "guest_ram_touched"]);
+            }
+            return Ok(s);
+        }
+        let report_lines: Vec<String> = vm_report::parse(obs.last_line())
+            .and_then(|r| r.get("guest_lines").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let line = WorkloadLine::find(lines())
+            .or_else(|| WorkloadLine::find(report_lines.iter().map(String::as_str)))
+            .ok_or_else(|| {
+                format!(
+                    "no workload result line in the output: {}",
+                    vm_failure(vm_report::parse(obs.last_line()).as_ref(), obs)
+                )
+            })?;
+        line.check(spec)?;
+        s.checksum = Some(line.checksum.clone());
+        s.score_ops_per_s = line.score();
+        let ok_exit = match self.kind {
+            // QEMU's isa-debug-exit: (status << 1) | 1.
+            Kind::QemuMicrovm => obs.exit_code == 1,
+            // Firecracker and cloud-hypervisor end on the guest's reset; their code says nothing.
+            Kind::Firecracker | Kind::CloudHypervisor => true,
+            _ => obs.exit_code == 0,
+        };
+        if !ok_exit {
+            return Err(format!(
+                "exited with status {} after printing its result: {}",
+                obs.exit_code,
+                obs.tail()
+            ));
+        }
+        match self.kind {
+            Kind::Bare | Kind::Container | Kind::Runc | Kind::Crun => {
+                if line.start_monotonic_ns >= obs.launch_monotonic_ns {
+                    s.start_latency_ms =
+                        Some((line.start_monotonic_ns - obs.launch_monotonic_ns) as f64 / 1e6);
+                }
+            }
+            Kind::MicrovmUnikernel | Kind::MicrovmLinux | Kind::VmDistro => {
+                let report = vm_report::parse(obs.last_line()).ok_or_else(|| {
+                    format!(
+                        "vclab vm run printed no JSON report as its last line: {}",
+                        obs.tail()
+                    )
+                })?;
+                s.start_latency_ms = vm_report::duration_ms(&report, &["guest_ready", "ready"]);
+                s.guest_ram_kib =
+                    vm_report::size_kib(&report, &["guest_ram", "guest_memory", "mem_size"]);
+                s.guest_touched_kib =
+                    vm_report::size_kib(&report, &["guest_touched", "guest_ram_touched"]);
+            }
+            Kind::QemuMicrovm | Kind::Firecracker | Kind::CloudHypervisor => {
+                s.start_latency_ms = obs.line_time(READY_LINE).map(|t| t.as_secs_f64() * 1e3);
+                s.guest_ram_kib = Some(PEER_GUEST_MIB * 1024);
+            }
+        }
+        if s.start_latency_ms.is_none() {
+            return Err(format!(
+                "no start time could be read from the run: {}",
+                obs.tail()
+            ));
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unikernel_cmdline_carries_the_spec() {
+        let spec = WorkloadSpec {
+            kernel: "mem-bw".into(),
+            size: 4096,
+            iterations: 3,
+            seed: 9,
+        };
+        assert_eq!(
+            unikernel_cmdline(&spec, Some(2_600_000)),
+            "vclab.kernel=mem-bw vclab.size=4096 vclab.iterations=3 vclab.seed=9 vclab.tsc_khz=2600000"
+        );
+    }
+
+    #[test]
+    fn rows_without_artifacts_have_reasons() {
+        let env = Env {
+            vclab: PathBuf::from("/nonexistent/vclab"),
+            workload: None,
+            manifest: Err("no manifest".into()),
+            host: HostRecord::default(),
+            tsc_khz: None,
+            linux: false,
+        };
+        let rows = rows(&env);
+        assert_eq!(rows.len(), 10);
+        assert!(rows.iter().all(|r| r.skip.is_some()), "{rows:?}");
+    }
+}

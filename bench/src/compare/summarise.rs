@@ -1,0 +1,171 @@
+//! The summarise step: raw samples → per-case summaries, overheads over the
+//! bare host and ratios to bare and to the matching peer. Pure: it reads and
+//! writes only the [`Results`] record.
+
+use super::outliers::outlier_indices;
+use super::record::{Case, CaseSummary, Results, Sample, Status};
+use super::stats::{ratio, summary_ratio, Summary};
+
+const KIB_PER_MIB: f64 = 1024.0;
+
+/// The peers a row is compared with, best first.
+pub fn peers_of(runtime: &str) -> &'static [&'static str] {
+    match runtime {
+        "container" => &["crun", "runc"],
+        "microvm-unikernel" | "microvm-linux" | "vm-distro" => {
+            &["firecracker", "qemu-microvm", "cloud-hypervisor"]
+        }
+        _ => &[],
+    }
+}
+
+fn col(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<Summary> {
+    let xs: Vec<f64> = samples.iter().filter_map(f).collect();
+    Summary::of(&xs)
+}
+
+fn cpu_ms(s: &Sample) -> f64 {
+    s.cpu_user_ms + s.cpu_sys_ms
+}
+
+/// Summarises one case's own samples; `bare` is the bare case of the same kernel, if measured.
+fn summarise_own(samples: &[Sample], bare: Option<&CaseSummary>) -> CaseSummary {
+    let bare_rss = bare.and_then(|b| b.peak_rss_mib).map(|s| s.median);
+    let bare_cpu = bare.and_then(|b| b.cpu_time_ms).map(|s| s.median);
+    let start: Vec<f64> = samples.iter().filter_map(|s| s.start_latency_ms).collect();
+    let outlier_runs = if start.len() == samples.len() {
+        outlier_indices(&start)
+    } else {
+        outlier_indices(&samples.iter().map(|s| s.total_ms).collect::<Vec<_>>())
+    };
+    CaseSummary {
+        start_latency_ms: Summary::of(&start),
+        total_ms: col(samples, |s| Some(s.total_ms)),
+        score_ops_per_s: col(samples, |s| s.score_ops_per_s),
+        peak_rss_mib: col(samples, |s| s.peak_rss_kib.map(|k| k as f64 / KIB_PER_MIB)),
+        peak_pss_mib: col(samples, |s| s.peak_pss_kib.map(|k| k as f64 / KIB_PER_MIB)),
+        memory_overhead_mib: col(samples, |s| {
+            Some(s.peak_rss_kib? as f64 / KIB_PER_MIB - bare_rss?)
+        }),
+        cpu_time_ms: col(samples, |s| Some(cpu_ms(s))),
+        cpu_overhead_ms: col(samples, |s| Some(cpu_ms(s) - bare_cpu?)),
+        outlier_runs,
+        score_vs_bare: None,
+        start_vs_peer: None,
+        peer: None,
+    }
+}
+
+/// Fills `summary` of every measured case, then the ratios (bare first, since
+/// overheads are relative to it).
+pub fn summarise(results: &mut Results) {
+    for kernel in results.kernels() {
+        let bare = results
+            .cases
+            .iter()
+            .find(|c| c.runtime == "bare" && c.kernel == kernel && c.status == Status::Measured)
+            .map(|c| summarise_own(&c.samples, None));
+        for case in results.cases.iter_mut().filter(|c| c.kernel == kernel) {
+            case.summary = match case.status {
+                Status::Measured if !case.samples.is_empty() => {
+                    Some(summarise_own(&case.samples, bare.as_ref()))
+                }
+                _ => None,
+            };
+            if let (Some(s), Some(b)) = (case.summary.as_mut(), bare.as_ref()) {
+                s.score_vs_bare = match (s.score_ops_per_s, b.score_ops_per_s) {
+                    (Some(a), Some(b)) => summary_ratio(&a, &b),
+                    _ => None,
+                };
+            }
+        }
+    }
+    let snapshot: Vec<Case> = results.cases.clone();
+    for case in results.cases.iter_mut() {
+        let Some(s) = case.summary.as_mut() else {
+            continue;
+        };
+        let Some(own) = s.start_latency_ms else {
+            continue;
+        };
+        for peer in peers_of(&case.runtime) {
+            let theirs = snapshot
+                .iter()
+                .find(|c| c.runtime == *peer && c.kernel == case.kernel)
+                .and_then(|c| c.summary.as_ref())
+                .and_then(|p| p.start_latency_ms);
+            if let Some(p) = theirs {
+                s.start_vs_peer = ratio(own.median, own.stddev, p.median, p.stddev);
+                s.peer = Some((*peer).to_string());
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::record::{RunConfig, FORMAT_VERSION};
+    use crate::host::HostRecord;
+
+    fn sample(start: f64, rss_kib: u64, cpu: f64, score: f64) -> Sample {
+        Sample {
+            start_latency_ms: Some(start),
+            total_ms: start + 10.0,
+            score_ops_per_s: Some(score),
+            checksum: Some("ab".into()),
+            peak_rss_kib: Some(rss_kib),
+            cpu_user_ms: cpu,
+            ..Sample::default()
+        }
+    }
+
+    fn case(runtime: &str, samples: Vec<Sample>) -> Case {
+        Case {
+            runtime: runtime.into(),
+            kernel: "cpu".into(),
+            status: Status::Measured,
+            reason: None,
+            start_marker: None,
+            samples,
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn overheads_and_ratios() {
+        let mut r = Results {
+            version: FORMAT_VERSION,
+            started_utc: "2026-01-01T00:00:00Z".into(),
+            host: HostRecord::default(),
+            config: RunConfig {
+                quick: true,
+                warmup: 0,
+                runs: 3,
+                linux: false,
+                workloads: vec![],
+            },
+            artifacts: vec![],
+            cases: vec![
+                case("bare", vec![sample(1.0, 2048, 10.0, 100.0); 3]),
+                case("container", vec![sample(4.0, 3072, 12.0, 50.0); 3]),
+                case("crun", vec![sample(8.0, 4096, 14.0, 100.0); 3]),
+            ],
+        };
+        summarise(&mut r);
+        let c = r
+            .case("container", "cpu")
+            .unwrap()
+            .summary
+            .as_ref()
+            .unwrap();
+        assert_eq!(c.memory_overhead_mib.unwrap().median, 1.0);
+        assert_eq!(c.cpu_overhead_ms.unwrap().median, 2.0);
+        assert_eq!(c.score_vs_bare.unwrap().value, 0.5);
+        assert_eq!(c.start_vs_peer.unwrap().value, 0.5);
+        assert_eq!(c.peer.as_deref(), Some("crun"));
+        let b = r.case("bare", "cpu").unwrap().summary.as_ref().unwrap();
+        assert_eq!(b.memory_overhead_mib.unwrap().median, 0.0);
+    }
+}

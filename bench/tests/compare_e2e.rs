@@ -1,0 +1,166 @@
+//! `vclab compare --quick` end to end, as a user runs it, on this host's real
+//! runtimes. Every row must be present for every kernel, with figures or a
+//! reason; bare must be measured; every measured checksum must equal bare's.
+//! Rows whose parts are missing here (a peer not installed, an artifact not
+//! built) must carry a reason, never crash the run.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const ROWS: &[&str] = &[
+    "bare",
+    "container",
+    "runc",
+    "crun",
+    "microvm-unikernel",
+    "qemu-microvm",
+    "firecracker",
+    "cloud-hypervisor",
+    "microvm-linux",
+    "vm-distro",
+];
+const KERNELS: &[&str] = &["cpu", "mem-bw", "mem-lat"];
+
+/// The artifact names the cache manifest lists (same lookup as vclab's).
+fn cached_artifacts() -> Vec<String> {
+    let dir = std::env::var_os("VCLAB_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|x| std::path::Path::new(&x).join("vclab"))
+        })
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/vclab")
+        });
+    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v["artifacts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn installed(program: &str) -> bool {
+    ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(program).exists())
+}
+
+#[test]
+fn quick_compare_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vclab"))
+        .args(["compare", "--quick", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("run vclab compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "vclab compare failed:\n{stderr}"
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap())
+            .unwrap();
+    let cases = results["cases"].as_array().expect("cases");
+    let runs = results["config"]["runs"].as_u64().unwrap() as usize;
+    for kernel in KERNELS {
+        let mut bare_sum = None;
+        for row in ROWS {
+            let case = cases
+                .iter()
+                .find(|c| c["runtime"] == *row && c["kernel"] == *kernel)
+                .unwrap_or_else(|| panic!("row {row} {kernel} is missing"));
+            let status = case["status"].as_str().unwrap();
+            if *row == "bare" {
+                assert_eq!(status, "measured", "bare {kernel}: {}", case["reason"]);
+            }
+            match status {
+                "measured" => {
+                    let samples = case["samples"].as_array().unwrap();
+                    assert_eq!(samples.len(), runs, "{row} {kernel}");
+                    assert!(
+                        case["summary"]["start_latency_ms"]["median"]
+                            .as_f64()
+                            .unwrap()
+                            > 0.0
+                    );
+                    for s in samples {
+                        let sum = s["checksum"].as_str().expect("checksum").to_string();
+                        let want = bare_sum.get_or_insert_with(|| sum.clone());
+                        assert_eq!(&sum, want, "{row} {kernel} checksum differs from bare");
+                        assert!(s["peak_rss_kib"].as_u64().unwrap() > 0, "{row} {kernel}");
+                    }
+                }
+                "skipped" | "failed" => {
+                    let reason = case["reason"].as_str().unwrap_or("");
+                    assert!(!reason.is_empty(), "{row} {kernel} has no reason");
+                    assert!(
+                        !reason.contains("CHECKSUM MISMATCH"),
+                        "{row} {kernel}: {reason}"
+                    );
+                }
+                other => panic!("{row} {kernel}: unknown status {other}"),
+            }
+        }
+    }
+    // A row whose prerequisites this host has must have been tried (measured,
+    // or failed with a reason), never skipped.
+    let have = cached_artifacts();
+    let kvm = std::path::Path::new("/dev/kvm").exists();
+    let expect_tried = [
+        ("container", have.contains(&"rootfs".to_string())),
+        (
+            "runc",
+            installed("runc") && have.contains(&"rootfs".to_string()),
+        ),
+        (
+            "crun",
+            installed("crun") && have.contains(&"rootfs".to_string()),
+        ),
+        (
+            "microvm-unikernel",
+            kvm && have.contains(&"unikernel".to_string()),
+        ),
+        (
+            "qemu-microvm",
+            kvm && installed("qemu-system-x86_64") && have.contains(&"unikernel".to_string()),
+        ),
+    ];
+    for (row, tried) in expect_tried {
+        let case = cases
+            .iter()
+            .find(|c| c["runtime"] == row && c["kernel"] == "cpu")
+            .unwrap();
+        if tried {
+            assert_ne!(case["status"], "skipped", "{row}: {}", case["reason"]);
+        }
+    }
+    // Linux rows also have their boot line (skipped in --quick, with the reason).
+    for row in ["microvm-linux", "vm-distro"] {
+        if let Some(c) = cases
+            .iter()
+            .find(|c| c["runtime"] == row && c["kernel"] == "boot")
+        {
+            assert!(
+                c["status"] == "measured" || c["reason"].as_str().is_some_and(|r| !r.is_empty())
+            );
+        }
+    }
+    for f in [
+        "results.csv",
+        "results.md",
+        "report.html",
+        "start_latency.svg",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    // The terminal table names every row.
+    for row in ROWS {
+        assert!(stderr.contains(row), "terminal table lacks {row}");
+    }
+}

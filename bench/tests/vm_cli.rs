@@ -1,0 +1,191 @@
+//! Tier 3: `vclab vm run` as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn assemble(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.S"));
+    let elf = dir.join(format!("{name}.elf"));
+    std::fs::write(&src, format!(".code64\n.globl _start\n_start:\n{body}\n")).unwrap();
+    let out = Command::new("cc")
+        .args([
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,-Ttext=0x100000",
+            "-Wl,--build-id=none",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&elf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elf
+}
+
+const EXIT_7: &str = "
+  mov $0x3f0, %dx
+  mov $123, %al
+  out %al, %dx
+  mov $0x3f1, %dx
+  mov $7, %al
+  out %al, %dx";
+
+fn vclab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vclab"))
+        .args(["vm", "run"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Asserts a clear one-line error mentioning `needle`, a non-zero exit, no panic.
+fn assert_clear_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn guest_exit_code_and_json_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "exit7", EXIT_7);
+    let out = vclab(&[
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--json",
+        "--mem",
+        "16",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["exit_reason"], "guest-exit");
+    assert_eq!(v["guest_exit_code"], 7);
+    assert!(v["guest_ready_ns"].as_u64().unwrap() >= v["first_run_ns"].as_u64().unwrap());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("status 7"));
+}
+
+#[test]
+fn timeout_and_triple_fault_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hang = assemble(dir.path(), "hang", "1: jmp 1b");
+    let out = vclab(&["--kernel", hang.to_str().unwrap(), "--timeout", "0.3"]);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"));
+    let triple = assemble(dir.path(), "triple", "ud2");
+    let out = vclab(&["--kernel", triple.to_str().unwrap(), "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(121));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("triple"));
+}
+
+#[test]
+fn console_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(
+        dir.path(),
+        "hi",
+        "mov $0x3f8, %dx\n mov $0x68, %al\n out %al, %dx\n mov $0x0a, %al\n out %al, %dx\n mov $0x3f1, %dx\n mov $0, %al\n out %al, %dx",
+    );
+    let log = dir.path().join("console.txt");
+    let out = vclab(&[
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--console",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "h\n");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "exit7", EXIT_7);
+    let k = kernel.to_str().unwrap();
+
+    assert_clear_error(
+        &vclab(&["--kernel", "/nonexistent/vmlinux"]),
+        "cannot read kernel /nonexistent/vmlinux",
+    );
+    // A directory cannot be read as a file, even by root.
+    assert_clear_error(
+        &vclab(&["--kernel", dir.path().to_str().unwrap()]),
+        "cannot read kernel",
+    );
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a kernel at all").unwrap();
+    assert_clear_error(
+        &vclab(&["--kernel", text.to_str().unwrap()]),
+        "neither an ELF vmlinux nor a bzImage",
+    );
+    let big = dir.path().join("big.cpio");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    assert_clear_error(
+        &vclab(&[
+            "--kernel",
+            k,
+            "--mem",
+            "32",
+            "--initrd",
+            big.to_str().unwrap(),
+        ]),
+        "does not fit",
+    );
+    assert_clear_error(
+        &vclab(&["--kernel", k, "--initrd", "/nonexistent/initrd"]),
+        "cannot read initrd",
+    );
+    assert_clear_error(&vclab(&["--kernel", k, "--mem", "0"]), "--mem 0");
+    assert_clear_error(&vclab(&["--kernel", k, "--mem", "100000000"]), "MemTotal");
+    assert_clear_error(&vclab(&["--kernel", k, "--vcpus", "0"]), "--vcpus");
+    assert_clear_error(&vclab(&["--kernel", k, "--vcpus", "1000"]), "--vcpus");
+    let long = "x".repeat(3000);
+    assert_clear_error(
+        &vclab(&["--kernel", k, "--cmdline", &long]),
+        "shorten --cmdline",
+    );
+}
+
+#[test]
+fn foreign_bzimage_is_refused_on_kvm_pvm() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bzImage setup header (boot protocol 2.15) pointing at a distro
+    // kernel's version string, without the lab's marker.
+    let mut img = vec![0u8; 0x400];
+    img[0x1f1] = 4;
+    img[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    img[0x202..0x206].copy_from_slice(b"HdrS");
+    img[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    img[0x20e..0x210].copy_from_slice(&0x0200u16.to_le_bytes());
+    img[0x211] = 1;
+    img[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    img.extend_from_slice(b"6.1.0-28-cloud-amd64 (debian-kernel@lists.debian.org) #1\0");
+    img.resize(0x2000, 0);
+    let path = dir.path().join("vmlinuz-distro");
+    std::fs::write(&path, img).unwrap();
+    let out = vclab(&["--kernel", path.to_str().unwrap(), "--timeout", "5"]);
+    if vclab_vmm::host::KvmKind::detect() == vclab_vmm::host::KvmKind::Pvm {
+        assert_clear_error(&out, "is not the lab's kernel");
+    } else {
+        assert!(!out.status.success());
+    }
+}

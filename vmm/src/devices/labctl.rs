@@ -1,0 +1,141 @@
+//! The lab control device (DESIGN.md, "Lab control device"): the guest
+//! signals readiness, prints result lines through guest memory in one exit
+//! each, and ends the VM with an exit status.
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::{Clock, Sink};
+use crate::layout;
+
+/// The value the guest writes to the ready port.
+pub const READY_VALUE: u8 = 123;
+/// What a read of the ready port returns ('V').
+pub const SIGNATURE: u8 = 0x56;
+/// Longest line record.
+pub const MAX_LINE: u32 = 4096;
+
+/// Errors of reading a line record (logged and counted, never fatal).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The register was written with a width other than 4.
+    #[error("line register written with {0} bytes; write a u32 guest-physical address")]
+    Width(usize),
+    /// The record's length or bytes lie outside guest memory.
+    #[error("line record at {0:#x} lies outside guest memory")]
+    OutOfBounds(u64),
+    /// The length is over the limit.
+    #[error("line record at {addr:#x} claims {len} bytes, more than {MAX_LINE}")]
+    TooLong {
+        /// Record address.
+        addr: u64,
+        /// Claimed length.
+        len: u32,
+    },
+}
+
+/// What a write to the device asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing beyond the device's own state.
+    None,
+    /// End the VM with this status.
+    Exit(u8),
+}
+
+/// The device.
+#[derive(Debug)]
+pub struct LabCtl {
+    mem: Option<GuestMemoryMmap>,
+    out: Sink,
+    clock: Clock,
+    /// When the guest wrote the ready marker, ns.
+    pub ready_ns: Option<u64>,
+    /// The exit status the guest wrote.
+    pub exit_status: Option<u8>,
+    /// Lines received.
+    pub lines: Vec<String>,
+    /// Bad line records (out of bounds, too long, wrong width).
+    pub bad_records: u64,
+}
+
+impl LabCtl {
+    /// A device reading line records from `mem` and printing them to `out`.
+    pub fn new(mem: Option<GuestMemoryMmap>, out: Sink, clock: Clock) -> Self {
+        LabCtl {
+            mem,
+            out,
+            clock,
+            ready_ns: None,
+            exit_status: None,
+            lines: Vec::new(),
+            bad_records: 0,
+        }
+    }
+
+    /// True for the ports this device owns.
+    pub fn owns(port: u16) -> bool {
+        matches!(
+            port,
+            layout::LABCTL_READY_PORT | layout::LABCTL_EXIT_PORT | layout::LABCTL_LINE_PORT
+        )
+    }
+
+    /// A read: the signature on the ready port, zero elsewhere.
+    pub fn read(&self, port: u16, data: &mut [u8]) {
+        data.fill(0);
+        if port == layout::LABCTL_READY_PORT {
+            if let Some(b) = data.first_mut() {
+                *b = SIGNATURE;
+            }
+        }
+    }
+
+    /// A write.
+    pub fn write(&mut self, port: u16, data: &[u8]) -> Effect {
+        match port {
+            layout::LABCTL_READY_PORT => {
+                if data.first() == Some(&READY_VALUE) && self.ready_ns.is_none() {
+                    self.ready_ns = Some(self.clock.now_ns());
+                }
+                Effect::None
+            }
+            layout::LABCTL_EXIT_PORT => {
+                let status = data.first().copied().unwrap_or(0);
+                self.exit_status = Some(status);
+                Effect::Exit(status)
+            }
+            _ => {
+                match self.read_line(data) {
+                    Ok(line) => {
+                        let mut bytes = line.clone().into_bytes();
+                        bytes.push(b'\n');
+                        self.out.write_all(&bytes);
+                        self.lines.push(line);
+                    }
+                    Err(e) => {
+                        self.bad_records += 1;
+                        log::warn!("lab control device: {e}");
+                    }
+                }
+                Effect::None
+            }
+        }
+    }
+
+    fn read_line(&self, data: &[u8]) -> Result<String, Error> {
+        let addr: [u8; 4] = data.try_into().map_err(|_| Error::Width(data.len()))?;
+        let addr = u64::from(u32::from_le_bytes(addr));
+        let mem = self.mem.as_ref().ok_or(Error::OutOfBounds(addr))?;
+        let len: u32 = mem
+            .read_obj(GuestAddress(addr))
+            .map_err(|_| Error::OutOfBounds(addr))?;
+        if len > MAX_LINE {
+            return Err(Error::TooLong { addr, len });
+        }
+        let mut buf = vec![0u8; len as usize];
+        mem.read_slice(&mut buf, GuestAddress(addr + 4))
+            .map_err(|_| Error::OutOfBounds(addr))?;
+        let text = String::from_utf8_lossy(&buf);
+        Ok(text.trim_end_matches(['\n', '\r']).to_string())
+    }
+}

@@ -1,0 +1,573 @@
+//! Step 3: the kernel image (ELF vmlinux or bzImage, through linux-loader),
+//! the initrd, the command line and the zero page (`boot_params`).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
+use linux_loader::loader::{BzImage, Elf, KernelLoader};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::layout;
+
+/// The setup header's magic "HdrS" at file offset 0x202.
+const HDRS_MAGIC: u32 = 0x5372_6448;
+/// Offset of `struct setup_header` in a bzImage (and in the zero page).
+const SETUP_HEADER_OFFSET: usize = 0x1f1;
+/// `type_of_loader` value for a loader without an assigned id.
+const LOADER_TYPE_UNDEFINED: u8 = 0xff;
+/// The boot sector signature the kernel checks in `boot_flag`.
+const BOOT_FLAG: u16 = 0xaa55;
+/// e820 type of usable RAM.
+const E820_RAM: u32 = 1;
+/// The 64-bit entry of a bzImage sits 0x200 bytes after its 32-bit entry
+/// (boot protocol, "64-bit BOOT PROTOCOL").
+const BZIMAGE_64BIT_ENTRY_OFFSET: u64 = 0x200;
+/// Page size used to align the initrd.
+const PAGE_SIZE: u64 = 0x1000;
+/// ELF note type of the Linux build-salt note (include/linux/build-salt.h);
+/// any note named "Linux" marks a Linux kernel.
+const LINUX_NOTE_NAME: &[u8] = b"Linux";
+
+/// Errors of loading the kernel, initrd, command line and zero page.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kernel file could not be opened or read.
+    #[error("cannot read kernel {path}: {err}")]
+    ReadKernel {
+        /// The kernel path.
+        path: PathBuf,
+        /// The I/O error.
+        err: std::io::Error,
+    },
+    /// Neither ELF nor bzImage.
+    #[error("kernel {0} is neither an ELF vmlinux nor a bzImage; pass a kernel image")]
+    NotAKernel(PathBuf),
+    /// linux-loader refused the image or it does not fit.
+    #[error("cannot load kernel {path} into {mem_mib} MiB of guest memory: {err} (is it an x86-64 kernel, and is --mem large enough?)")]
+    Load {
+        /// The kernel path.
+        path: PathBuf,
+        /// Guest memory size.
+        mem_mib: u64,
+        /// What linux-loader said.
+        err: linux_loader::loader::Error,
+    },
+    /// The kernel ends beyond low memory.
+    #[error("kernel {path} ends at {end:#x}, beyond the {mem_mib} MiB of guest memory; use a larger --mem")]
+    KernelTooBig {
+        /// The kernel path.
+        path: PathBuf,
+        /// End address.
+        end: u64,
+        /// Guest memory size.
+        mem_mib: u64,
+    },
+    /// The initrd could not be read.
+    #[error("cannot read initrd {path}: {err}")]
+    ReadInitrd {
+        /// The initrd path.
+        path: PathBuf,
+        /// The I/O error.
+        err: std::io::Error,
+    },
+    /// The initrd does not fit.
+    #[error("initrd {path} ({size} bytes) does not fit in guest memory between the kernel end ({kernel_end:#x}) and {limit:#x}; use a larger --mem or a smaller initrd")]
+    InitrdTooBig {
+        /// The initrd path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// End of the kernel.
+        kernel_end: u64,
+        /// Highest end address allowed.
+        limit: u64,
+    },
+    /// Guest memory write failed (a layout bug or memory too small).
+    #[error("cannot write the {what} into guest memory at {addr:#x}; use a larger --mem")]
+    Write {
+        /// What was written.
+        what: &'static str,
+        /// Where.
+        addr: u64,
+    },
+}
+
+/// The two kernel formats the VMM boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelFormat {
+    /// An ELF executable entered at `e_entry` in 64-bit mode.
+    Elf,
+    /// A bzImage entered at its 64-bit entry (code32_start + 0x200).
+    BzImage,
+}
+
+/// What the VMM learns about a kernel file before loading it.
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    /// ELF or bzImage.
+    pub format: KernelFormat,
+    /// A Linux kernel (a bzImage, or an ELF with a "Linux" note).
+    pub is_linux: bool,
+    /// The kernel version string of a bzImage (setup header `kernel_version`).
+    pub version: Option<String>,
+    /// The bzImage setup header.
+    pub setup_header: Option<setup_header>,
+}
+
+impl KernelInfo {
+    /// Room for the command line including its NUL (`cmdline_size` of
+    /// boot protocol ≥ 2.06, else 256), capped at the VMM's own area.
+    pub fn cmdline_size(&self) -> usize {
+        match self.setup_header {
+            Some(h) if h.version >= 0x0206 => {
+                (h.cmdline_size as usize).min(layout::CMDLINE_MAX_SIZE)
+            }
+            Some(_) => 256,
+            None => layout::CMDLINE_MAX_SIZE,
+        }
+    }
+
+    /// Highest address the initrd may occupy.
+    pub fn initrd_addr_max(&self) -> u64 {
+        match self.setup_header {
+            Some(h) if h.version >= 0x0203 && h.initrd_addr_max != 0 => {
+                u64::from(h.initrd_addr_max)
+            }
+            Some(_) => 0x37ff_ffff,
+            None => layout::INITRD_ADDR_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Where the kernel was put.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    /// The 64-bit entry point (RIP of the boot vCPU).
+    pub entry: GuestAddress,
+    /// First byte after the kernel image.
+    pub kernel_end: u64,
+}
+
+/// Parses a bzImage setup header out of the first bytes of a file. Returns
+/// `None` when the "HdrS" magic is missing.
+pub fn parse_setup_header(head: &[u8]) -> Option<setup_header> {
+    let size = std::mem::size_of::<setup_header>();
+    let bytes = head.get(SETUP_HEADER_OFFSET..SETUP_HEADER_OFFSET + size)?;
+    let mut hdr = setup_header::default();
+    // setup_header is plain old data (linux-loader implements ByteValued).
+    vm_memory::ByteValued::as_mut_slice(&mut hdr).copy_from_slice(bytes);
+    (hdr.header == HDRS_MAGIC).then_some(hdr)
+}
+
+/// Reads the NUL-terminated kernel version string a bzImage header points to
+/// (`kernel_version` + 0x200 in the file).
+pub fn bzimage_version(file: &mut File, hdr: &setup_header) -> Option<String> {
+    let ptr = hdr.kernel_version;
+    if ptr == 0 {
+        return None;
+    }
+    file.seek(SeekFrom::Start(u64::from(ptr) + 0x200)).ok()?;
+    let mut buf = [0u8; 256];
+    let n = file.read(&mut buf).ok()?;
+    let end = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// True when the ELF notes segment bytes hold a note named "Linux".
+pub fn notes_name_linux(notes: &[u8]) -> bool {
+    let mut off = 0usize;
+    let word = |o: usize| -> Option<usize> {
+        let b = notes.get(o..o + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    while let (Some(namesz), Some(descsz)) = (word(off), word(off + 4)) {
+        let name_start = off + 12;
+        let Some(name) = notes.get(name_start..name_start + namesz) else {
+            return false;
+        };
+        if name.strip_suffix(&[0]).unwrap_or(name) == LINUX_NOTE_NAME {
+            return true;
+        }
+        off = name_start + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
+    }
+    false
+}
+
+/// Scans the PT_NOTE segments of a 64-bit little-endian ELF for a Linux note.
+fn elf_has_linux_note(file: &mut File, head: &[u8]) -> bool {
+    let u64_at = |o: usize| {
+        head.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let u16_at = |o: usize| head.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    for i in 0..u64::from(phnum.min(64)) {
+        let mut ph = [0u8; 56];
+        if file
+            .seek(SeekFrom::Start(phoff + i * u64::from(phentsize)))
+            .is_err()
+            || file.read_exact(&mut ph).is_err()
+        {
+            return false;
+        }
+        let p_type = u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]);
+        if p_type != 4 {
+            continue;
+        }
+        let p_offset = u64::from_le_bytes(ph[8..16].try_into().unwrap_or([0; 8]));
+        let p_filesz = u64::from_le_bytes(ph[32..40].try_into().unwrap_or([0; 8]));
+        let mut notes = vec![0u8; p_filesz.min(64 * 1024) as usize];
+        if file.seek(SeekFrom::Start(p_offset)).is_ok()
+            && file.read_exact(&mut notes).is_ok()
+            && notes_name_linux(&notes)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Opens the kernel and tells its format; errors clearly on anything else.
+pub fn probe(path: &Path) -> Result<(File, KernelInfo), Error> {
+    let read_err = |err| Error::ReadKernel {
+        path: path.to_path_buf(),
+        err,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let mut head = vec![0u8; 1024];
+    let mut n = 0;
+    loop {
+        let got = file.read(&mut head[n..]).map_err(read_err)?;
+        if got == 0 || n + got == head.len() {
+            n += got;
+            break;
+        }
+        n += got;
+    }
+    head.truncate(n);
+    let info = if head.starts_with(b"\x7fELF") {
+        let is_linux = elf_has_linux_note(&mut file, &head);
+        KernelInfo {
+            format: KernelFormat::Elf,
+            is_linux,
+            version: None,
+            setup_header: None,
+        }
+    } else if let Some(hdr) = parse_setup_header(&head) {
+        KernelInfo {
+            format: KernelFormat::BzImage,
+            is_linux: true,
+            version: bzimage_version(&mut file, &hdr),
+            setup_header: Some(hdr),
+        }
+    } else {
+        return Err(Error::NotAKernel(path.to_path_buf()));
+    };
+    Ok((file, info))
+}
+
+/// Loads the kernel image into guest memory.
+pub fn load_kernel(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    file: &mut File,
+    info: &KernelInfo,
+    mem_mib: u64,
+) -> Result<Loaded, Error> {
+    let load_err = |err| Error::Load {
+        path: path.to_path_buf(),
+        mem_mib,
+        err,
+    };
+    let himem = Some(GuestAddress(layout::HIMEM_START));
+    let result = match info.format {
+        KernelFormat::Elf => Elf::load(mem, None, file, himem).map_err(load_err)?,
+        KernelFormat::BzImage => BzImage::load(mem, None, file, himem).map_err(load_err)?,
+    };
+    let entry = match info.format {
+        KernelFormat::Elf => result.kernel_load,
+        KernelFormat::BzImage => result.kernel_load.unchecked_add(BZIMAGE_64BIT_ENTRY_OFFSET),
+    };
+    let low_end = low_mem_end(mem_mib);
+    if result.kernel_end > low_end {
+        return Err(Error::KernelTooBig {
+            path: path.to_path_buf(),
+            end: result.kernel_end,
+            mem_mib,
+        });
+    }
+    Ok(Loaded {
+        entry,
+        kernel_end: result.kernel_end,
+    })
+}
+
+/// End of RAM below the MMIO gap.
+pub fn low_mem_end(mem_mib: u64) -> u64 {
+    (mem_mib << 20).min(layout::MMIO_GAP_START)
+}
+
+/// The initrd address: the highest page-aligned address such that the
+/// initrd ends at or below min(low memory end, initrd_addr_max + 1) and
+/// starts at or above the kernel end. `None` when it does not fit.
+pub fn initrd_address(low_end: u64, addr_max: u64, kernel_end: u64, size: u64) -> Option<u64> {
+    let limit = low_end.min(addr_max.saturating_add(1));
+    let start = limit.checked_sub(size)? & !(PAGE_SIZE - 1);
+    (start >= kernel_end.next_multiple_of(PAGE_SIZE)).then_some(start)
+}
+
+/// Loads the initrd; returns (address, size).
+pub fn load_initrd(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    info: &KernelInfo,
+    kernel_end: u64,
+    mem_mib: u64,
+) -> Result<(u64, u64), Error> {
+    let read_err = |err| Error::ReadInitrd {
+        path: path.to_path_buf(),
+        err,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    let low_end = low_mem_end(mem_mib);
+    let addr_max = info.initrd_addr_max();
+    let addr =
+        initrd_address(low_end, addr_max, kernel_end, size).ok_or_else(|| Error::InitrdTooBig {
+            path: path.to_path_buf(),
+            size,
+            kernel_end,
+            limit: low_end.min(addr_max.saturating_add(1)),
+        })?;
+    mem.read_exact_volatile_from(GuestAddress(addr), &mut file, size as usize)
+        .map_err(|e| read_err(std::io::Error::other(e.to_string())))?;
+    Ok((addr, size))
+}
+
+/// Writes the NUL-terminated command line at `CMDLINE_START`.
+pub fn write_cmdline(mem: &GuestMemoryMmap, cmdline: &str) -> Result<(), Error> {
+    let mut bytes = cmdline.as_bytes().to_vec();
+    bytes.push(0);
+    mem.write_slice(&bytes, GuestAddress(layout::CMDLINE_START))
+        .map_err(|_| Error::Write {
+            what: "command line",
+            addr: layout::CMDLINE_START,
+        })
+}
+
+/// The e820 map of a guest of `mem_mib` MiB: base memory below the EBDA,
+/// then RAM from 1 MiB to the gap, then RAM above 4 GiB.
+pub fn e820_map(mem_mib: u64) -> Vec<boot_e820_entry> {
+    let size = mem_mib << 20;
+    let ram = |addr: u64, end: u64| boot_e820_entry {
+        addr,
+        size: end - addr,
+        r#type: E820_RAM,
+    };
+    let mut map = vec![ram(0, layout::EBDA_START)];
+    let low_end = low_mem_end(mem_mib);
+    if low_end > layout::HIMEM_START {
+        map.push(ram(layout::HIMEM_START, low_end));
+    }
+    if size > layout::MMIO_GAP_START {
+        map.push(ram(
+            layout::MMIO_GAP_END,
+            layout::MMIO_GAP_END + (size - layout::MMIO_GAP_START),
+        ));
+    }
+    map
+}
+
+/// Builds the zero page: the bzImage's own setup header (or a minimal one
+/// for ELF), command line pointer, initrd and e820 map.
+pub fn zero_page(
+    hdr: Option<setup_header>,
+    cmdline_len: usize,
+    initrd: Option<(u64, u64)>,
+    mem_mib: u64,
+) -> boot_params {
+    let mut params = boot_params::default();
+    if let Some(h) = hdr {
+        params.hdr = h;
+    } else {
+        params.hdr.header = HDRS_MAGIC;
+        params.hdr.kernel_alignment = 0x0100_0000;
+    }
+    params.hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
+    params.hdr.boot_flag = BOOT_FLAG;
+    params.hdr.cmd_line_ptr = layout::CMDLINE_START as u32;
+    params.hdr.cmdline_size = (cmdline_len + 1) as u32;
+    if let Some((addr, size)) = initrd {
+        params.hdr.ramdisk_image = addr as u32;
+        params.hdr.ramdisk_size = size as u32;
+    }
+    let map = e820_map(mem_mib);
+    for (slot, entry) in params.e820_table.iter_mut().zip(&map) {
+        *slot = *entry;
+    }
+    params.e820_entries = map.len() as u8;
+    params
+}
+
+/// Writes the zero page at `ZERO_PAGE_START`.
+pub fn write_zero_page(mem: &GuestMemoryMmap, params: &boot_params) -> Result<(), Error> {
+    mem.write_obj(*params, GuestAddress(layout::ZERO_PAGE_START))
+        .map_err(|_| Error::Write {
+            what: "zero page",
+            addr: layout::ZERO_PAGE_START,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bzimage_head(version: u16) -> Vec<u8> {
+        let mut head = vec![0u8; 1024];
+        head[0x1f1] = 4; // setup_sects
+        head[0x1fe..0x200].copy_from_slice(&BOOT_FLAG.to_le_bytes());
+        head[0x202..0x206].copy_from_slice(&HDRS_MAGIC.to_le_bytes());
+        head[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+        head[0x20e..0x210].copy_from_slice(&0x0200u16.to_le_bytes()); // kernel_version: file offset 0x400
+        head[0x211] = 1; // loadflags: LOADED_HIGH
+        head[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes());
+        head[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        head[0x238..0x23c].copy_from_slice(&4096u32.to_le_bytes());
+        head
+    }
+
+    #[test]
+    fn setup_header_parsing() {
+        let head = fake_bzimage_head(0x020f);
+        let hdr = parse_setup_header(&head).unwrap();
+        assert_eq!({ hdr.setup_sects }, 4);
+        assert_eq!({ hdr.version }, 0x020f);
+        assert_eq!({ hdr.code32_start }, 0x10_0000);
+        assert_eq!({ hdr.kernel_version }, 0x200);
+        let info = KernelInfo {
+            format: KernelFormat::BzImage,
+            is_linux: true,
+            version: None,
+            setup_header: Some(hdr),
+        };
+        assert_eq!(info.cmdline_size(), 2048);
+        assert_eq!(info.initrd_addr_max(), 0x7fff_ffff);
+        let old = KernelInfo {
+            setup_header: parse_setup_header(&fake_bzimage_head(0x0202)),
+            ..info
+        };
+        assert_eq!(old.cmdline_size(), 256);
+        assert_eq!(old.initrd_addr_max(), 0x37ff_ffff);
+
+        let mut bad = head.clone();
+        bad[0x202] = b'X';
+        assert!(parse_setup_header(&bad).is_none());
+        assert!(parse_setup_header(&head[..0x210]).is_none());
+    }
+
+    #[test]
+    fn probe_rejects_other_files_and_reads_bzimage_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text");
+        std::fs::write(&text, b"hello, not a kernel").unwrap();
+        assert!(matches!(probe(&text), Err(Error::NotAKernel(_))));
+        assert!(matches!(
+            probe(&dir.path().join("missing")),
+            Err(Error::ReadKernel { .. })
+        ));
+        let bz = dir.path().join("bz");
+        let mut img = fake_bzimage_head(0x020f);
+        img.resize(0x400, 0);
+        img.extend_from_slice(b"6.1.0-vclab (root@x) #1\0");
+        std::fs::write(&bz, &img).unwrap();
+        let (_, info) = probe(&bz).unwrap();
+        assert_eq!(info.format, KernelFormat::BzImage);
+        assert!(info.is_linux);
+        assert_eq!(info.version.as_deref(), Some("6.1.0-vclab (root@x) #1"));
+    }
+
+    #[test]
+    fn linux_notes_are_found() {
+        let mut notes = Vec::new();
+        for (name, desc) in [
+            (&b"GNU\0"[..], &[1u8, 2, 3, 4, 5][..]),
+            (b"Linux\0", &[0; 4]),
+        ] {
+            notes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            notes.extend_from_slice(&1u32.to_le_bytes());
+            notes.extend_from_slice(name);
+            notes.resize(notes.len().next_multiple_of(4), 0);
+            notes.extend_from_slice(desc);
+            notes.resize(notes.len().next_multiple_of(4), 0);
+        }
+        assert!(notes_name_linux(&notes));
+        assert!(!notes_name_linux(&notes[..20]));
+        assert!(!notes_name_linux(&[]));
+    }
+
+    #[test]
+    fn initrd_goes_high_and_aligned() {
+        let mib = 1 << 20;
+        assert_eq!(
+            initrd_address(128 * mib, 0x7fff_ffff, 2 * mib, 5000),
+            Some(128 * mib - 0x2000)
+        );
+        // initrd_addr_max below memory end limits it.
+        assert_eq!(
+            initrd_address(4096 * mib, 0x37ff_ffff, 2 * mib, 4096),
+            Some(0x3800_0000 - 4096)
+        );
+        // Does not fit above the kernel.
+        assert_eq!(
+            initrd_address(128 * mib, u64::MAX, 100 * mib, 40 * mib),
+            None
+        );
+        assert_eq!(initrd_address(128 * mib, u64::MAX, mib, 200 * mib), None);
+    }
+
+    #[test]
+    fn zero_page_in_guest_memory() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let params = zero_page(None, 10, Some((0x300_0000, 0x1234)), 64);
+        write_zero_page(&mem, &params).unwrap();
+        write_cmdline(&mem, "console=x").unwrap();
+        let back: boot_params = mem.read_obj(GuestAddress(layout::ZERO_PAGE_START)).unwrap();
+        assert_eq!({ back.hdr.boot_flag }, 0xaa55);
+        assert_eq!({ back.hdr.header }, HDRS_MAGIC);
+        assert_eq!({ back.hdr.type_of_loader }, 0xff);
+        assert_eq!({ back.hdr.cmd_line_ptr }, 0x20000);
+        assert_eq!({ back.hdr.ramdisk_image }, 0x300_0000);
+        assert_eq!({ back.hdr.ramdisk_size }, 0x1234);
+        assert_eq!(back.e820_entries, 2);
+        let e0 = back.e820_table[0];
+        let e1 = back.e820_table[1];
+        assert_eq!(({ e0.addr }, { e0.size }, { e0.r#type }), (0, 0x9fc00, 1));
+        assert_eq!(
+            ({ e1.addr }, { e1.size }, { e1.r#type }),
+            (0x10_0000, (64 << 20) - 0x10_0000, 1)
+        );
+        let mut cmd = [0u8; 10];
+        mem.read_slice(&mut cmd, GuestAddress(layout::CMDLINE_START))
+            .unwrap();
+        assert_eq!(&cmd, b"console=x\0");
+    }
+
+    #[test]
+    fn e820_above_the_gap() {
+        let map = e820_map(4096);
+        assert_eq!(map.len(), 3);
+        assert_eq!(
+            { map[1].size },
+            layout::MMIO_GAP_START - layout::HIMEM_START
+        );
+        assert_eq!({ map[2].addr }, layout::MMIO_GAP_END);
+        assert_eq!({ map[2].size }, (4096u64 << 20) - layout::MMIO_GAP_START);
+    }
+}

@@ -1,0 +1,110 @@
+//! The VMM's own memory cost, read from /proc/self: peak RSS (VmHWM) and the
+//! PSS of every mapping except guest RAM (which is demand-paged and belongs
+//! to the guest, not to the VMM).
+
+/// Memory figures of this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// VmHWM, KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// Sum of Pss outside guest RAM, KiB.
+    pub pss_kib: Option<u64>,
+    /// Sum of Rss inside guest RAM, KiB.
+    pub guest_rss_kib: Option<u64>,
+}
+
+/// VmHWM (KiB) from the text of /proc/PID/status.
+pub fn parse_vmhwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// (Pss outside `guest`, Rss inside `guest`) in KiB from the text of
+/// /proc/PID/smaps; `guest` holds host address ranges [start, end).
+pub fn parse_smaps(smaps: &str, guest: &[(u64, u64)]) -> (u64, u64) {
+    let mut in_guest = false;
+    let (mut pss, mut guest_rss) = (0u64, 0u64);
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(s), Ok(e)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16)) {
+                in_guest = guest.iter().any(|&(gs, ge)| s < ge && gs < e);
+                continue;
+            }
+        }
+        let value = || -> u64 {
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if line.starts_with("Pss:") && !in_guest {
+            pss += value();
+        } else if line.starts_with("Rss:") && in_guest {
+            guest_rss += value();
+        }
+    }
+    (pss, guest_rss)
+}
+
+/// Reads this process's figures; `guest` holds the guest RAM host ranges.
+pub fn read(guest: &[(u64, u64)]) -> MemStats {
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_vmhwm(&s));
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok();
+    let (pss, guest_rss) = smaps
+        .map(|s| parse_smaps(&s, guest))
+        .map_or((None, None), |(p, g)| (Some(p), Some(g)));
+    MemStats {
+        peak_rss_kib: peak,
+        pss_kib: pss,
+        guest_rss_kib: guest_rss,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmhwm() {
+        assert_eq!(
+            parse_vmhwm("Name: x\nVmHWM:\t    3072 kB\nVmRSS: 1 kB\n"),
+            Some(3072)
+        );
+        assert_eq!(parse_vmhwm("Name: x\n"), None);
+    }
+
+    #[test]
+    fn smaps_excludes_guest() {
+        let text = "\
+55d0-55e0 r-xp 00000000 08:01 1 /bin/x
+Rss:                  40 kB
+Pss:                  20 kB
+7f00000000-7f08000000 rw-p 00000000 00:00 0
+Rss:                 512 kB
+Pss:                 512 kB
+7fff0000-7fff1000 rw-p 00000000 00:00 0 [stack]
+Rss:                   8 kB
+Pss:                   8 kB
+";
+        assert_eq!(
+            parse_smaps(text, &[(0x7f_0000_0000, 0x7f_0800_0000)]),
+            (28, 512)
+        );
+        assert_eq!(parse_smaps(text, &[]), (540, 0));
+    }
+
+    #[test]
+    fn reads_self() {
+        let s = read(&[]);
+        assert!(s.peak_rss_kib.unwrap() > 0);
+        assert!(s.pss_kib.unwrap() > 0);
+    }
+}

@@ -1,0 +1,228 @@
+//! Step 5: vCPUs. Each is configured in the order the boot protocol needs
+//! (CPUID → MSRs → regs → sregs → FPU → LAPIC) and then runs on its own
+//! thread until an ending event or a kick. Only the boot vCPU gets registers:
+//! the others stay in wait-for-SIPI (their default mp_state with the
+//! in-kernel LAPIC) until the guest starts them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, Once};
+
+use kvm_bindings::{CpuId, Msrs};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
+
+use crate::cpuid;
+use crate::devices::Devices;
+use crate::exit::{handle_exit, Action, EndReason, ExitEvent, Policy};
+use crate::regs;
+
+/// Errors of creating and configuring vCPUs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// KVM_CREATE_VCPU failed.
+    #[error("cannot create vCPU {vcpu}: {err}")]
+    Create {
+        /// vCPU index.
+        vcpu: u32,
+        /// The ioctl error.
+        err: kvm_ioctls::Error,
+    },
+    /// CPUID could not be set.
+    #[error(transparent)]
+    Cpuid(#[from] cpuid::Error),
+    /// A register-setting ioctl failed.
+    #[error("cannot set the {what} of vCPU {vcpu}: {err}")]
+    Set {
+        /// Which state.
+        what: &'static str,
+        /// vCPU index.
+        vcpu: u32,
+        /// The ioctl error.
+        err: kvm_ioctls::Error,
+    },
+    /// KVM took fewer MSRs than given.
+    #[error("vCPU {vcpu}: KVM accepted only {set} of {wanted} boot MSRs")]
+    Msrs {
+        /// vCPU index.
+        vcpu: u32,
+        /// Accepted.
+        set: usize,
+        /// Given.
+        wanted: usize,
+    },
+    /// A FAM wrapper could not be built.
+    #[error("cannot build the {0} list for KVM")]
+    Fam(&'static str),
+    /// The kick signal handler could not be installed.
+    #[error("cannot install the vCPU kick signal handler: {0}")]
+    Signal(vmm_sys_util::errno::Error),
+}
+
+/// Creates vCPU `index`.
+pub fn create(vm: &VmFd, index: u32) -> Result<VcpuFd, Error> {
+    vm.create_vcpu(u64::from(index))
+        .map_err(|err| Error::Create { vcpu: index, err })
+}
+
+/// Configures vCPU `index` of `vcpus`; `entry` is the boot vCPU's RIP.
+pub fn configure(
+    fd: &VcpuFd,
+    supported: &CpuId,
+    index: u32,
+    vcpus: u32,
+    entry: Option<u64>,
+) -> Result<(), Error> {
+    let set = |what| {
+        move |err| Error::Set {
+            what,
+            vcpu: index,
+            err,
+        }
+    };
+    let mut cpuid = supported.clone();
+    cpuid::filter(cpuid.as_mut_slice(), index, vcpus);
+    fd.set_cpuid2(&cpuid)
+        .map_err(|err| cpuid::Error::Set { vcpu: index, err })?;
+
+    let entries = regs::boot_msrs();
+    let msrs = Msrs::from_entries(&entries).map_err(|_| Error::Fam("MSR"))?;
+    let n = fd.set_msrs(&msrs).map_err(set("MSRs"))?;
+    if n != entries.len() {
+        return Err(Error::Msrs {
+            vcpu: index,
+            set: n,
+            wanted: entries.len(),
+        });
+    }
+
+    if let Some(rip) = entry {
+        fd.set_regs(&regs::boot_regs(rip))
+            .map_err(set("registers"))?;
+        let sregs = fd.get_sregs().map_err(set("special registers"))?;
+        fd.set_sregs(&regs::long_mode_sregs(sregs))
+            .map_err(set("special registers"))?;
+        fd.set_fpu(&regs::boot_fpu()).map_err(set("FPU"))?;
+    }
+
+    let mut lapic = fd.get_lapic().map_err(set("local APIC"))?;
+    regs::set_lint(&mut lapic);
+    fd.set_lapic(&lapic).map_err(set("local APIC"))?;
+    Ok(())
+}
+
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Installs the (empty) SIGRTMIN handler once per process: the signal only
+/// serves to make a blocked KVM_RUN return with EINTR.
+pub fn install_kick_handler() -> Result<(), Error> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = register_signal_handler(SIGRTMIN(), kick_handler).map_err(Error::Signal);
+    });
+    result
+}
+
+/// What every vCPU thread shares.
+pub struct Shared {
+    /// The devices, behind one lock (exits are rare and slow anyway).
+    pub devices: Mutex<Devices>,
+    /// Set when the VM is ending; vCPU threads leave at their next exit.
+    pub stop: AtomicBool,
+    /// The exit handler's policy.
+    pub policy: Policy,
+    /// When the boot vCPU first entered KVM_RUN, ns.
+    pub first_run_ns: Mutex<Option<u64>>,
+    /// Each vCPU's RIP when it left its loop (where a stopped guest was).
+    pub last_rip: Mutex<Vec<Option<u64>>>,
+}
+
+fn record_rip(fd: &VcpuFd, index: u32, shared: &Shared) {
+    let rip = fd.get_regs().ok().map(|r| r.rip);
+    if let Ok(mut rips) = shared.last_rip.lock() {
+        if let Some(slot) = rips.get_mut(index as usize) {
+            *slot = rip;
+        }
+    }
+}
+
+/// The body of vCPU thread `index`: runs until an ending event (sent on
+/// `ended`) or until `stop` is set and the thread is kicked.
+pub fn run_loop(mut fd: VcpuFd, index: u32, shared: Arc<Shared>, ended: Sender<EndReason>) {
+    loop {
+        if shared.stop.load(Ordering::Acquire) {
+            record_rip(&fd, index, &shared);
+            return;
+        }
+        if index == 0 {
+            if let Ok(mut first) = shared.first_run_ns.lock() {
+                if first.is_none() {
+                    let now = shared.devices.lock().map(|d| d.clock.now_ns()).ok();
+                    *first = now;
+                }
+            }
+        }
+        let action = match fd.run() {
+            Ok(VcpuExit::InternalError) => {
+                let suberror = internal_suberror(&mut fd);
+                lock_and_handle(&shared, ExitEvent::InternalError { suberror })
+            }
+            Ok(exit) => lock_and_handle(&shared, translate(exit)),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                fd.set_kvm_immediate_exit(0);
+                if let Ok(mut devices) = shared.devices.lock() {
+                    *devices.exits.entry("interrupted").or_insert(0) += 1;
+                }
+                Action::Continue
+            }
+            Err(e) => Action::Stop(EndReason::InternalError(format!(
+                "KVM_RUN failed on vCPU {index}: {e}"
+            ))),
+        };
+        if let Action::Stop(reason) = action {
+            shared.stop.store(true, Ordering::Release);
+            // The receiver may be gone when another vCPU ended the VM first.
+            let _ = ended.send(reason);
+            record_rip(&fd, index, &shared);
+            return;
+        }
+    }
+}
+
+fn lock_and_handle(shared: &Shared, event: ExitEvent<'_>) -> Action {
+    match shared.devices.lock() {
+        Ok(mut devices) => handle_exit(event, &mut devices, shared.policy),
+        Err(_) => Action::Stop(EndReason::InternalError(
+            "device state poisoned by a crashed vCPU thread".to_string(),
+        )),
+    }
+}
+
+/// KVM's suberror of the last KVM_EXIT_INTERNAL_ERROR.
+fn internal_suberror(fd: &mut VcpuFd) -> u32 {
+    let run = fd.get_kvm_run();
+    // SAFETY: the last exit reason was KVM_EXIT_INTERNAL_ERROR, so `internal`
+    // is the active member of the exit union.
+    unsafe { run.__bindgen_anon_1.internal.suberror }
+}
+
+/// Turns a kvm-ioctls exit into the handler's event.
+fn translate(exit: VcpuExit<'_>) -> ExitEvent<'_> {
+    match exit {
+        VcpuExit::IoIn(port, data) => ExitEvent::IoIn { port, data },
+        VcpuExit::IoOut(port, data) => ExitEvent::IoOut { port, data },
+        VcpuExit::MmioRead(addr, data) => ExitEvent::MmioRead { addr, data },
+        VcpuExit::MmioWrite(addr, data) => ExitEvent::MmioWrite { addr, data },
+        VcpuExit::Hlt => ExitEvent::Hlt,
+        VcpuExit::Shutdown => ExitEvent::Shutdown,
+        VcpuExit::InternalError => ExitEvent::InternalError { suberror: 0 },
+        VcpuExit::FailEntry(reason, _) => ExitEvent::FailEntry { reason },
+        VcpuExit::SystemEvent(kind, _) => ExitEvent::SystemEvent { kind },
+        VcpuExit::Intr => ExitEvent::Interrupted,
+        VcpuExit::IrqWindowOpen => ExitEvent::Other("irq-window"),
+        VcpuExit::Exception => ExitEvent::Other("exception"),
+        VcpuExit::Debug(_) => ExitEvent::Other("debug"),
+        _ => ExitEvent::Other("other"),
+    }
+}

@@ -1,0 +1,99 @@
+//! Tier 2: the lab's unikernel on the real /dev/kvm computes, for every
+//! workload kernel, the same checksum as `vclab-workload` on the host.
+//! Artifacts come from the cache manifest (DESIGN.md); when an entry is
+//! missing the test builds it (slow once).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("VCLAB_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("vclab");
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vclab")
+}
+
+fn from_manifest(name: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(cache_dir().join("manifest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let p = PathBuf::from(v["artifacts"][name]["path"].as_str()?);
+    p.exists().then_some(p)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn unikernel() -> PathBuf {
+    if let Some(p) = from_manifest("unikernel") {
+        return p;
+    }
+    let out = std::env::temp_dir().join("vclab-vmm-test-unikernel.elf");
+    let status = Command::new(workspace().join("guest-images/unikernel/build.sh"))
+        .arg(&out)
+        .env(
+            "CARGO_TARGET_DIR",
+            std::env::temp_dir().join("vclab-vmm-test-unikernel-target"),
+        )
+        .status()
+        .expect("run guest-images/unikernel/build.sh");
+    assert!(status.success(), "unikernel build failed");
+    out
+}
+
+fn host_workload() -> PathBuf {
+    if let Some(p) = from_manifest("workload") {
+        return p;
+    }
+    let target = std::env::temp_dir().join("vclab-vmm-test-workload-target");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "vclab-workload"])
+        .current_dir(workspace())
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo build -p vclab-workload");
+    assert!(status.success(), "workload build failed");
+    target.join("release/vclab-workload")
+}
+
+fn checksum(json_line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json_line).expect("a JSON line");
+    v["checksum"].as_str().expect("a checksum").to_string()
+}
+
+#[test]
+fn unikernel_checksums_match_the_host() {
+    let kernel = unikernel();
+    let host = host_workload();
+    for (name, size, iterations) in [
+        ("cpu", 65536, 4),
+        ("mem-bw", 1 << 20, 2),
+        ("mem-lat", 1 << 20, 2),
+    ] {
+        let out = Command::new(&host)
+            .args(["run", name, "--size", &size.to_string()])
+            .args(["--iterations", &iterations.to_string(), "--seed", "7"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let host_line = String::from_utf8(out.stdout).unwrap();
+        let host_sum = checksum(host_line.trim());
+
+        let (mut cfg, _, _) = common::config(&kernel);
+        cfg.mem_mib = 64;
+        cfg.cmdline = format!(
+            "vclab.kernel={name} vclab.size={size} vclab.iterations={iterations} vclab.seed=7"
+        );
+        let r = vclab_vmm::run(&cfg).unwrap();
+        assert_eq!(r.exit_reason, "guest-exit", "{name}: {r:?}");
+        assert_eq!(r.guest_exit_code, Some(0), "{name}: {r:?}");
+        assert!(r.guest_ready_ns.is_some());
+        let line = r.guest_lines.last().expect("a result line");
+        assert_eq!(checksum(line), host_sum, "{name}");
+    }
+}
