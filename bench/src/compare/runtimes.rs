@@ -257,26 +257,11 @@ pub fn rows(env: &Env) -> Vec<Runtime> {
 
 /// A short account of a failed VM run: the VMM's end reason and phase times,
 /// else the last output lines.
-fn vm_failure(report: Option<&serde_json::Value>, obs: &Observed) -> String {
-    let Some(r) = report else {
-        return format!("exit {}; output ended: {}", obs.exit_code, obs.tail());
-    };
-    let secs = |key: &str| {
-        r.get(key)
-            .and_then(serde_json::Value::as_f64)
-            .map_or("-".to_string(), |ns| format!("{:.1} s", ns / 1e9))
-    };
-    let mut out = format!(
-        "vclab vm run ended with '{}' (exit {}) after {}; kernel's first console byte at {}",
-        r.get("exit_reason").and_then(|v| v.as_str()).unwrap_or("?"),
-        obs.exit_code,
-        secs("exit_ns"),
-        secs("kernel_start_ns")
-    );
-    if let Some(d) = r.get("exit_detail").and_then(|v| v.as_str()) {
-        out += &format!("; {}", d.lines().last().unwrap_or(d));
+fn vm_failure(report: Option<&vclab_vmm::VmReport>, obs: &Observed) -> String {
+    match report {
+        Some(r) => vm_report::describe_end(r, obs.exit_code),
+        None => format!("exit {}; output ended: {}", obs.exit_code, obs.tail()),
     }
-    out
 }
 
 /// One prepared launch: the command line plus what must be cleaned up after it.
@@ -461,9 +446,9 @@ impl Runtime {
         let lines = || obs.lines.iter().map(|(_, l)| l.as_str());
         if self.linux_boot {
             let report = vm_report::parse(obs.last_line());
-            let from_report = report
-                .as_ref()
-                .and_then(|r| vm_report::duration_ms(r, &["init_handoff", "init", "guest_init"]));
+            let from_report = report.as_ref().and_then(|r| {
+                vm_report::since_launch_ms(r, r.init_handoff_ns, obs.launch_monotonic_ns)
+            });
             let from_console = obs.line_time(INIT_LINE).map(|t| t.as_secs_f64() * 1e3);
             s.start_latency_ms = from_report.or(from_console);
             if s.start_latency_ms.is_none() || obs.exit_code != 0 {
@@ -473,16 +458,13 @@ impl Runtime {
                 ));
             }
             if let Some(r) = &report {
-                s.guest_ram_kib =
-                    vm_report::size_kib(r, &["guest_ram", "guest_memory", "mem_size"]);
-                s.guest_touched_kib =
-                    vm_report::size_kib(r, &["guest_touched", "guest_ram_touched"]);
+                s.guest_ram_kib = Some(r.guest_ram_kib);
+                s.guest_touched_kib = r.guest_touched_kib;
             }
             return Ok(s);
         }
         let report_lines: Vec<String> = vm_report::parse(obs.last_line())
-            .and_then(|r| r.get("guest_lines").cloned())
-            .and_then(|v| serde_json::from_value(v).ok())
+            .map(|r| r.guest_lines)
             .unwrap_or_default();
         let line = WorkloadLine::find(lines())
             .or_else(|| WorkloadLine::find(report_lines.iter().map(String::as_str)))
@@ -523,11 +505,13 @@ impl Runtime {
                         obs.tail()
                     )
                 })?;
-                s.start_latency_ms = vm_report::duration_ms(&report, &["guest_ready", "ready"]);
-                s.guest_ram_kib =
-                    vm_report::size_kib(&report, &["guest_ram", "guest_memory", "mem_size"]);
-                s.guest_touched_kib =
-                    vm_report::size_kib(&report, &["guest_touched", "guest_ram_touched"]);
+                s.start_latency_ms = vm_report::since_launch_ms(
+                    &report,
+                    report.guest_ready_ns,
+                    obs.launch_monotonic_ns,
+                );
+                s.guest_ram_kib = Some(report.guest_ram_kib);
+                s.guest_touched_kib = report.guest_touched_kib;
             }
             Kind::QemuMicrovm | Kind::Firecracker | Kind::CloudHypervisor => {
                 s.start_latency_ms = obs.line_time(READY_LINE).map(|t| t.as_secs_f64() * 1e3);

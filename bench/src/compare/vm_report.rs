@@ -1,58 +1,47 @@
-//! Reading the figures a VMM's `--json` report gives (DESIGN.md, "CLI
-//! output": the last stdout line). The lookups take a list of field names
-//! with their unit in the suffix, so a report can be read whatever nesting it uses.
+//! Reading `vclab vm run --json` (DESIGN.md, "CLI output": the last stdout
+//! line) with the VMM's own report type, and putting its phases on the
+//! harness's clock: the VMM stamps its phases from its own origin and gives
+//! that origin as a CLOCK_MONOTONIC reading, so launch → phase is
+//! `origin + phase − launch`, the exec of `vclab` included.
 
-use serde_json::Value;
+use vclab_vmm::VmReport;
 
-/// Depth-first search for the first field named one of `names` holding a number.
-fn find_number(v: &Value, name: &str) -> Option<f64> {
-    match v {
-        Value::Object(map) => {
-            if let Some(x) = map.get(name).and_then(Value::as_f64) {
-                return Some(x);
-            }
-            map.values().find_map(|c| find_number(c, name))
-        }
-        Value::Array(items) => items.iter().find_map(|c| find_number(c, name)),
-        _ => None,
+/// The report: the last stdout line, when it is a VMM report.
+pub fn parse(last_line: Option<&str>) -> Option<VmReport> {
+    serde_json::from_str(last_line?).ok()
+}
+
+/// Milliseconds from the harness's launch (`launch_monotonic_ns`, taken
+/// before spawning) to a phase stamped `phase_ns` after the VMM's origin.
+/// Falls back to the VMM-relative time when the report has no origin.
+pub fn since_launch_ms(
+    report: &VmReport,
+    phase_ns: Option<u64>,
+    launch_monotonic_ns: u64,
+) -> Option<f64> {
+    let phase = phase_ns?;
+    match report.origin_monotonic_ns {
+        Some(origin) => (origin + phase)
+            .checked_sub(launch_monotonic_ns)
+            .map(|ns| ns as f64 / 1e6),
+        None => Some(phase as f64 / 1e6),
     }
 }
 
-/// A duration in milliseconds from the first of `stems` found with a unit
-/// suffix (`_ns`, `_us`, `_ms`, `_s`).
-pub fn duration_ms(v: &Value, stems: &[&str]) -> Option<f64> {
-    for stem in stems {
-        for (suffix, to_ms) in [("_ns", 1e-6), ("_us", 1e-3), ("_ms", 1.0), ("_s", 1e3)] {
-            if let Some(x) = find_number(v, &format!("{stem}{suffix}")) {
-                return Some(x * to_ms);
-            }
-        }
+/// A one-line account of how a VM run ended, for a row's reason.
+pub fn describe_end(report: &VmReport, exit_code: i32) -> String {
+    let secs =
+        |ns: Option<u64>| ns.map_or("-".to_string(), |ns| format!("{:.1} s", ns as f64 / 1e9));
+    let mut out = format!(
+        "vclab vm run ended with '{}' (exit {exit_code}) after {}; kernel's first console byte at {}",
+        report.exit_reason,
+        secs(report.exit_ns),
+        secs(report.kernel_start_ns)
+    );
+    if let Some(d) = &report.exit_detail {
+        out += &format!("; {}", d.lines().last().unwrap_or(d));
     }
-    None
-}
-
-/// A size in KiB from the first of `stems` found with a unit suffix
-/// (`_bytes`, `_kib`, `_kb`, `_mib`).
-pub fn size_kib(v: &Value, stems: &[&str]) -> Option<u64> {
-    for stem in stems {
-        for (suffix, to_kib) in [
-            ("_bytes", 1.0 / 1024.0),
-            ("_kib", 1.0),
-            ("_kb", 1.0),
-            ("_mib", 1024.0),
-        ] {
-            if let Some(x) = find_number(v, &format!("{stem}{suffix}")) {
-                return Some((x * to_kib).round() as u64);
-            }
-        }
-    }
-    None
-}
-
-/// The report: the last stdout line, when it is a JSON object.
-pub fn parse(last_line: Option<&str>) -> Option<Value> {
-    let v: Value = serde_json::from_str(last_line?).ok()?;
-    v.is_object().then_some(v)
+    out
 }
 
 #[cfg(test)]
@@ -60,17 +49,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_units_at_any_depth() {
-        let v = parse(Some(
-            r#"{"phases":{"guest_ready_ns":12500000,"x":1},"guest_ram_bytes":134217728,"mem":{"guest_touched_kib":2048}}"#,
-        ))
-        .unwrap();
-        assert_eq!(duration_ms(&v, &["ready", "guest_ready"]), Some(12.5));
-        assert_eq!(size_kib(&v, &["guest_ram"]), Some(131072));
-        assert_eq!(size_kib(&v, &["guest_touched"]), Some(2048));
-        assert_eq!(duration_ms(&v, &["nothing"]), None);
+    fn phases_land_on_the_launch_clock() {
+        let line = r#"{"guest_ready_ns":2000000,"exit_reason":"guest-exit","vcpu_rips":[],"vm_exits":{},"unclaimed_accesses":0,"guest_lines":[],"bad_line_records":0,"guest_ram_kib":131072,"vcpus":1,"kernel_format":"elf","linux":false,"cmdline":"","time_origin":"x","origin_monotonic_ns":10000000}"#;
+        let r = parse(Some(line)).expect("a VMM report");
+        // Launched 1 ms before the VMM's origin: ready 3 ms after launch.
+        assert_eq!(since_launch_ms(&r, r.guest_ready_ns, 9_000_000), Some(3.0));
+        // A launch after the origin cannot be: no figure rather than a negative one.
+        assert_eq!(since_launch_ms(&r, r.guest_ready_ns, 13_000_000), None);
+        assert_eq!(since_launch_ms(&r, None, 9_000_000), None);
+        let no_origin = VmReport {
+            guest_ready_ns: Some(2_500_000),
+            ..VmReport::default()
+        };
+        assert_eq!(
+            since_launch_ms(&no_origin, no_origin.guest_ready_ns, 1),
+            Some(2.5)
+        );
+        assert!(describe_end(&r, 0).contains("'guest-exit' (exit 0)"));
         assert!(parse(Some("not json")).is_none());
-        assert!(parse(Some("[1]")).is_none());
         assert!(parse(None).is_none());
     }
 }
