@@ -23,6 +23,12 @@ images() {
     "$REPO/scripts/guest-images.sh" all
 }
 
+lint() {
+    log "cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings"
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
 build() {
     log "cargo build --workspace --all-targets"
     cargo build --workspace --all-targets
@@ -35,10 +41,11 @@ tests() {
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [all|setup|images|build|test|help]
-  all     setup, images, build, test (default)
+Usage: scripts/test.sh [all|setup|images|lint|build|test|help]
+  all     setup, images, lint, build, test (default)
   setup   scripts/setup.sh
   images  scripts/guest-images.sh all
+  lint    cargo fmt --check and cargo clippy -D warnings
   build   cargo build --workspace --all-targets
   test    cargo test --workspace
 USAGE
@@ -50,12 +57,14 @@ main() {
         all)
             setup
             images
+            lint
             build
             tests
             log "all passed"
             ;;
         setup) setup ;;
         images) images ;;
+        lint) lint ;;
         build) build ;;
         test) tests ;;
         help | -h | --help) usage ;;

@@ -24,6 +24,7 @@ const VM_ROWS: &[&str] = &[
     "firecracker",
     "cloud-hypervisor",
     "microvm-linux",
+    "qemu-microvm-linux",
     "vm-distro",
 ];
 const CONTAINER_ROWS: &[&str] = &["container", "crun", "runc"];

@@ -10,12 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::measure;
 use super::record::{Case, Results, Sample, Status, WorkloadSpec};
 use super::render;
-use super::runtimes::{Env, Runtime, INIT_HANDOFF};
+use super::runtimes::{Env, Kind, Runtime, INIT_HANDOFF};
 use super::summarise::summarise;
 use super::table;
 
 /// Kernel name of a Linux guest's boot-only case.
 pub const BOOT: &str = "boot";
+/// Why QEMU's Linux row has only a boot line.
+const BOOT_ONLY: &str = "a boot-time reference only (see this row's 'boot' line): QEMU has no lab control device to time the workload by";
 
 /// Why Linux rows on kvm_pvm cannot run the workload itself.
 const NO_USERSPACE: &str = "guest userspace cannot make system calls on kvm_pvm, so the workload cannot run in a Linux guest here (see this row's 'boot' line)";
@@ -93,7 +95,11 @@ pub fn plan_cases(rows: &[Runtime], specs: &[WorkloadSpec]) -> Vec<Case> {
             let mut c = new_case(rt, &spec.kernel);
             if rt.linux_boot {
                 c.status = Status::Skipped;
-                c.reason = Some(NO_USERSPACE.to_string());
+                c.reason = Some(if rt.kind == Kind::QemuMicrovmLinux {
+                    BOOT_ONLY.to_string()
+                } else {
+                    NO_USERSPACE.to_string()
+                });
             }
             cases.push(c);
         }

@@ -12,9 +12,8 @@ const KIB_PER_MIB: f64 = 1024.0;
 pub fn peers_of(runtime: &str) -> &'static [&'static str] {
     match runtime {
         "container" => &["crun", "runc"],
-        "microvm-unikernel" | "microvm-linux" | "vm-distro" => {
-            &["firecracker", "qemu-microvm", "cloud-hypervisor"]
-        }
+        "microvm-unikernel" => &["firecracker", "qemu-microvm", "cloud-hypervisor"],
+        "microvm-linux" | "vm-distro" => &["qemu-microvm-linux"],
         _ => &[],
     }
 }
