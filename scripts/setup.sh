@@ -11,7 +11,7 @@ PACKAGES=(
     # peers to compare with: OCI runtimes, QEMU
     crun runc qemu-system-x86
     # measuring and namespaces
-    hyperfine uidmap iproute2 time
+    hyperfine uidmap iproute2 time jq
     # the report test renders the HTML report
     chromium
 )

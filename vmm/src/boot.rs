@@ -106,29 +106,20 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
     let kvm = kvm::open(config.vcpus)?;
     let vm = kvm::create_vm(&kvm)?;
 
-    // Memory.
-    let mem = memory::create(config.mem_mib)?;
-    memory::register(&vm, &mem)?;
-
-    // Kernel, initrd.
-    let loaded = loader::load_kernel(
-        &mem,
-        &config.kernel,
-        &mut kernel_file,
-        &info,
-        config.mem_mib,
-    )?;
+    // The host's supported-CPUID list is slow to read on some hosts (about
+    // 3 ms on kvm_pvm) and is needed only when the vCPUs are configured: read
+    // it on a helper thread while guest memory is set up and loaded.
+    let (supported, loaded_parts) = std::thread::scope(|scope| {
+        let cpuid = scope.spawn(|| kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES));
+        let loaded = load_guest(config, &vm, &mut kernel_file, &info);
+        let supported = cpuid
+            .join()
+            .unwrap_or_else(|_| Err(vmm_sys_util::errno::Error::new(libc::EIO)));
+        (supported, loaded)
+    });
+    let supported = supported.map_err(cpuid::Error::Supported)?;
+    let (mem, loaded, initrd) = loaded_parts?;
     drop(kernel_file);
-    let initrd = match &config.initrd {
-        Some(path) => Some(loader::load_initrd(
-            &mem,
-            path,
-            &info,
-            loaded.kernel_end,
-            config.mem_mib,
-        )?),
-        None => None,
-    };
 
     // vCPUs exist before the command line: it carries the boot vCPU's TSC rate.
     let vcpu_fds = (0..config.vcpus)
@@ -162,9 +153,6 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
     regs::write_page_tables(&mem)?;
 
     // vCPU state: cpuid → msrs → regs → sregs → fpu → lapic.
-    let supported = kvm
-        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .map_err(cpuid::Error::Supported)?;
     for (i, fd) in vcpu_fds.iter().enumerate() {
         let entry = (i == 0).then_some(loaded.entry.0);
         vcpu::configure(fd, &supported, i as u32, config.vcpus, entry)?;
@@ -265,6 +253,33 @@ fn sink(output: &Output) -> Result<Sink, Error> {
             }
         })?)),
     })
+}
+
+/// Guest memory, the loaded kernel, and the initrd's (address, size).
+type LoadedGuest = (GuestMemoryMmap, loader::Loaded, Option<(u64, u64)>);
+
+/// Guest memory (created and registered with KVM), then the kernel and the
+/// initrd loaded into it.
+fn load_guest(
+    config: &VmConfig,
+    vm: &kvm_ioctls::VmFd,
+    kernel_file: &mut File,
+    info: &loader::KernelInfo,
+) -> Result<LoadedGuest, Error> {
+    let mem = memory::create(config.mem_mib)?;
+    memory::register(vm, &mem)?;
+    let loaded = loader::load_kernel(&mem, &config.kernel, kernel_file, info, config.mem_mib)?;
+    let initrd = match &config.initrd {
+        Some(path) => Some(loader::load_initrd(
+            &mem,
+            path,
+            info,
+            loaded.kernel_end,
+            config.mem_mib,
+        )?),
+        None => None,
+    };
+    Ok((mem, loaded, initrd))
 }
 
 /// Starts one thread per vCPU, waits for the first ending event or the
