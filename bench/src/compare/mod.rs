@@ -37,7 +37,8 @@ pub struct Args {
     /// A short run (about 2 minutes): fewer runs, and Linux guest rows skipped unless --linux.
     #[arg(long)]
     pub quick: bool,
-    /// Boot the Linux guest rows even with --quick (each takes 30-60 s on kvm_pvm).
+    /// Boot the Linux guest rows even with --quick, and on kvm_pvm also QEMU's Linux reference boot
+    /// (each Linux boot takes two to four minutes on kvm_pvm, about a second on hardware KVM).
     #[arg(long)]
     pub linux: bool,
     /// Measured runs per case (default 10, 3 with --quick).
@@ -141,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         host: host.clone(),
         tsc_khz: runtimes::host_tsc_khz(),
         linux,
+        linux_reference: args.linux,
     };
     let mut rows = runtimes::rows(&env);
     if !args.only.is_empty() {
