@@ -127,7 +127,7 @@ pub fn explain_kvm(kind: KvmKind) -> &'static str {
         }
         KvmKind::Pvm => {
             "kvm_pvm: a page-table based nested hypervisor. Guest ring 0 is emulated instruction by instruction \
-             (Linux kernels take 30-60 s to reach init) and guest userspace cannot make system calls, so Linux \
+             (a Linux kernel takes minutes to reach init) and guest userspace cannot make system calls, so Linux \
              guests are timed to the kernel's init handoff only; the unikernel runs its workload at CPL 3 natively"
         }
         KvmKind::Unknown => "KVM of unknown kind: guests may or may not run; the lab tries them",

@@ -217,7 +217,7 @@ pub fn execute(
     for rt in &boots {
         progress
             .bar
-            .set_message(format!("{} booting (30-60 s on kvm_pvm)", rt.name));
+            .set_message(format!("{} booting (minutes on kvm_pvm)", rt.name));
         seq += 1;
         let spec = specs.first().cloned().unwrap_or(WorkloadSpec {
             kernel: "cpu".into(),
