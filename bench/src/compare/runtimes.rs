@@ -317,6 +317,27 @@ fn workload_args(spec: &WorkloadSpec) -> Vec<String> {
     ]
 }
 
+/// QEMU microvm under KVM with one serial console on stdio, no firmware
+/// extras, and the peers' guest RAM.
+fn qemu_microvm_args() -> Vec<OsString> {
+    os(&[
+        "-M",
+        "microvm,x-option-roms=off,rtc=off",
+        "-enable-kvm",
+        // The brief's `-cpu host` aborts on kvm_pvm ("failed to set MSR
+        // 0x10a"): the host CPU minus IA32_ARCH_CAPABILITIES boots.
+        "-cpu",
+        "host,-arch-capabilities",
+        "-m",
+        &PEER_GUEST_MIB.to_string(),
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-serial",
+        "stdio",
+    ])
+}
+
 /// The guest command line for the unikernel running `spec`.
 pub fn unikernel_cmdline(spec: &WorkloadSpec, tsc_khz: Option<u64>) -> String {
     let mut s = format!(
@@ -379,25 +400,8 @@ impl Runtime {
             }
             Kind::QemuMicrovm => {
                 l.argv.push(env.peer("qemu-system-x86_64")?.into());
-                l.argv.extend(os(&[
-                    "-M",
-                    "microvm,x-option-roms=off,rtc=off",
-                    "-enable-kvm",
-                    // The brief's `-cpu host` aborts on kvm_pvm ("failed to set MSR
-                    // 0x10a"): the host CPU minus IA32_ARCH_CAPABILITIES boots.
-                    "-cpu",
-                    "host,-arch-capabilities",
-                    "-m",
-                    &PEER_GUEST_MIB.to_string(),
-                    "-nodefaults",
-                    "-no-user-config",
-                    "-nographic",
-                    "-serial",
-                    "stdio",
-                    "-device",
-                    "isa-debug-exit",
-                    "-kernel",
-                ]));
+                l.argv.extend(qemu_microvm_args());
+                l.argv.extend(os(&["-device", "isa-debug-exit", "-kernel"]));
                 l.argv.push(env.artifact("unikernel")?.into());
                 l.argv.push("-append".into());
                 l.argv.push(unikernel_cmdline(spec, env.tsc_khz).into());
@@ -451,26 +455,9 @@ impl Runtime {
                 )
                 .map_err(|e| e.to_string())?;
                 l.argv.push(env.peer("qemu-system-x86_64")?.into());
-                l.argv.extend(os(&[
-                    "-M",
-                    "microvm,x-option-roms=off,rtc=off",
-                    "-enable-kvm",
-                    "-cpu",
-                    "host,-arch-capabilities",
-                    "-m",
-                    &PEER_GUEST_MIB.to_string(),
-                    "-smp",
-                    "1",
-                    "-nodefaults",
-                    "-no-user-config",
-                    "-nographic",
-                    // The guest's reset (reboot=k after its workload, or after a
-                    // panic) ends QEMU.
-                    "-no-reboot",
-                    "-serial",
-                    "stdio",
-                    "-kernel",
-                ]));
+                l.argv.extend(qemu_microvm_args());
+                // The guest's reset (after its workload, or after a panic) ends QEMU.
+                l.argv.extend(os(&["-smp", "1", "-no-reboot", "-kernel"]));
                 l.argv.push(env.artifact("vmlinux")?.into());
                 l.argv.push("-initrd".into());
                 l.argv.push(env.artifact("initramfs")?.into());
