@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -309,11 +310,15 @@ pub fn enter_private_mount_ns_on_spawn(cmd: &mut Command) {
 
 /// Runs `argv` to completion (killing it after `timeout`) and observes it.
 /// With `private_mount_ns` the child first enters a private mount namespace
-/// ([`enter_private_mount_ns_on_spawn`]).
+/// ([`enter_private_mount_ns_on_spawn`]). When a stdout line contains
+/// `stop_on_line`, what is measured has happened: the process tree is killed
+/// and the run counts as ended (for a peer that keeps running past that
+/// point, e.g. QEMU after a Linux guest's init handoff on kvm_pvm).
 pub fn run(
     argv: &[OsString],
     timeout: Duration,
     private_mount_ns: bool,
+    stop_on_line: Option<&'static str>,
 ) -> Result<Observed, MeasureError> {
     let (program, args) = argv.split_first().ok_or(MeasureError::Empty)?;
     let name = program.to_string_lossy().into_owned();
@@ -334,11 +339,17 @@ pub fn run(
     let pid = child.id() as i32;
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take();
+    let stop_seen = Arc::new(AtomicBool::new(false));
+    let reader_stop = stop_seen.clone();
     std::thread::spawn(move || {
         let Some(out) = stdout else { return };
         for line in BufReader::new(out).split(b'\n') {
             let Ok(line) = line else { break };
-            let _ = tx.send((t0.elapsed(), String::from_utf8_lossy(&line).into_owned()));
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if stop_on_line.is_some_and(|m| line.contains(m)) {
+                reader_stop.store(true, Ordering::SeqCst);
+            }
+            let _ = tx.send((t0.elapsed(), line));
         }
     });
     let stderr = child.stderr.take();
@@ -356,6 +367,7 @@ pub fn run(
         polls: 0,
     };
     let mut timed_out = false;
+    let mut stopped = false;
     let (exit_code, usage) = loop {
         poll.sample(pid);
         match try_reap(pid) {
@@ -369,7 +381,13 @@ pub fn run(
                 })
             }
         }
-        if !timed_out && t0.elapsed() > timeout {
+        if !stopped && !timed_out && stop_seen.load(Ordering::SeqCst) {
+            stopped = true;
+            for p in tree(pid).into_iter().rev() {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        if !stopped && !timed_out && t0.elapsed() > timeout {
             timed_out = true;
             for p in tree(pid).into_iter().rev() {
                 let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -438,7 +456,7 @@ mod tests {
         .iter()
         .map(OsString::from)
         .collect();
-        let o = run(&argv, Duration::from_secs(30), false).unwrap();
+        let o = run(&argv, Duration::from_secs(30), false, None).unwrap();
         assert_eq!(o.exit_code, 3);
         assert_eq!(o.lines.first().map(|(_, l)| l.as_str()), Some("first"));
         assert_eq!(o.last_line(), Some("done"));
@@ -456,14 +474,14 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let o = run(&argv, Duration::from_secs(10), true).unwrap();
+        let o = run(&argv, Duration::from_secs(10), true, None).unwrap();
         assert_eq!(o.exit_code, 0, "{}", o.stderr);
         let unified = " /sys/fs/cgroup/unified ";
         assert!(!o.lines.iter().any(|(_, l)| l.contains(unified)));
         // This process keeps its own mounts (the change stayed in the child's namespace).
         let ours = std::fs::read_to_string("/proc/self/mounts").unwrap();
         let host_has_it = ours.contains(unified);
-        let plain = run(&argv, Duration::from_secs(10), false).unwrap();
+        let plain = run(&argv, Duration::from_secs(10), false, None).unwrap();
         assert_eq!(
             plain.lines.iter().any(|(_, l)| l.contains(unified)),
             host_has_it
@@ -478,14 +496,14 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let o = run(&argv, Duration::from_secs(10), false).unwrap();
+        let o = run(&argv, Duration::from_secs(10), false, None).unwrap();
         assert_eq!(o.leftover, 1);
         let plain: Vec<OsString> = ["/bin/sh", "-c", "sleep 0.05; exit 0"]
             .iter()
             .map(OsString::from)
             .collect();
         assert_eq!(
-            run(&plain, Duration::from_secs(10), false)
+            run(&plain, Duration::from_secs(10), false, None)
                 .unwrap()
                 .leftover,
             0
@@ -503,7 +521,7 @@ mod tests {
         .iter()
         .map(OsString::from)
         .collect();
-        let o = run(&argv, Duration::from_secs(30), false).unwrap();
+        let o = run(&argv, Duration::from_secs(30), false, None).unwrap();
         assert_eq!(o.exit_code, 0, "{}", o.stderr);
         let kib = o.peak_rss_kib.unwrap();
         assert!(kib >= 96 * 1024, "peak {kib} KiB");
@@ -511,10 +529,27 @@ mod tests {
     }
 
     #[test]
+    fn stops_at_the_marker_line() {
+        let argv: Vec<OsString> = [
+            "sh",
+            "-c",
+            "echo before; echo MARK here; sleep 30; echo after",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let t = Instant::now();
+        let o = run(&argv, Duration::from_secs(20), false, Some("MARK")).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(o.line_time("MARK here").is_some());
+        assert!(o.line_time("after").is_none());
+    }
+
+    #[test]
     fn kills_on_timeout() {
         let argv: Vec<OsString> = ["/bin/sleep", "30"].iter().map(OsString::from).collect();
         let t = Instant::now();
-        let e = run(&argv, Duration::from_millis(200), false).unwrap_err();
+        let e = run(&argv, Duration::from_millis(200), false, None).unwrap_err();
         assert!(matches!(e, MeasureError::Timeout { .. }), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
@@ -523,11 +558,11 @@ mod tests {
     fn missing_program_is_an_error() {
         let argv = vec![OsString::from("/nonexistent/vclab-nothing")];
         assert!(matches!(
-            run(&argv, Duration::from_secs(1), false),
+            run(&argv, Duration::from_secs(1), false, None),
             Err(MeasureError::Spawn { .. })
         ));
         assert!(matches!(
-            run(&[], Duration::from_secs(1), false),
+            run(&[], Duration::from_secs(1), false, None),
             Err(MeasureError::Empty)
         ));
     }

@@ -121,8 +121,13 @@ fn find_case<'a>(cases: &'a mut [Case], rt: &str, kernel: &str) -> Option<&'a mu
 /// Runs one launch of `rt` and turns it into a sample (or the reason it failed).
 fn run_once(env: &Env, rt: &Runtime, spec: &WorkloadSpec, seq: u64) -> Result<Sample, String> {
     let launch = rt.launch(env, spec, seq)?;
-    let observed = measure::run(&launch.argv, launch.timeout, launch.private_mount_ns)
-        .map_err(|e| e.to_string())?;
+    let observed = measure::run(
+        &launch.argv,
+        launch.timeout,
+        launch.private_mount_ns,
+        launch.stop_on_line,
+    )
+    .map_err(|e| e.to_string())?;
     drop(launch.bundle);
     rt.interpret(&observed, spec)
 }

@@ -298,6 +298,8 @@ pub struct Launch {
     pub timeout: Duration,
     /// An OCI bundle to remove (and its container to delete) after the run.
     pub bundle: Option<Bundle>,
+    /// End the run once a stdout line contains this (what is measured has happened).
+    pub stop_on_line: Option<&'static str>,
 }
 
 fn os(items: &[&str]) -> Vec<OsString> {
@@ -359,6 +361,7 @@ impl Runtime {
             private_mount_ns: false,
             timeout: short,
             bundle: None,
+            stop_on_line: None,
         };
         match self.kind {
             Kind::Bare => {
@@ -447,22 +450,23 @@ impl Runtime {
                         pvm_quirks: kvm_kind == Some(vclab_vmm::host::KvmKind::Pvm),
                         pvm_smp_quirks: false,
                         tsc_khz: None,
-                        // microvm has no i8042: a triple-fault reset (with
-                        // -no-reboot) is what ends QEMU.
-                        user: &format!("{} reboot=t", unikernel_cmdline(spec, None)),
+                        user: &unikernel_cmdline(spec, None),
                     },
                     2048,
                 )
                 .map_err(|e| e.to_string())?;
                 l.argv.push(env.peer("qemu-system-x86_64")?.into());
                 l.argv.extend(qemu_microvm_args());
-                // The guest's reset (after its workload, or after a panic) ends QEMU.
                 l.argv.extend(os(&["-smp", "1", "-no-reboot", "-kernel"]));
                 l.argv.push(env.artifact("vmlinux")?.into());
                 l.argv.push("-initrd".into());
                 l.argv.push(env.artifact("initramfs")?.into());
                 l.argv.push("-append".into());
                 l.argv.push(cmdline.into());
+                // microvm has no i8042 for reboot=k, and on kvm_pvm the kernel's
+                // triple-fault reset (reboot=t) uses INT3, which cannot be emulated
+                // there: QEMU would not exit by itself. The handoff is what is timed.
+                l.stop_on_line = Some(INIT_LINE);
                 l.timeout = Duration::from_secs(430);
             }
             Kind::MicrovmLinux | Kind::VmDistro => {
