@@ -27,16 +27,10 @@ pub struct Manifest {
     pub artifacts: BTreeMap<String, Artifact>,
 }
 
-/// The cache directory: `$VCLAB_CACHE`, else `$XDG_CACHE_HOME/vclab`, else `~/.cache/vclab`.
+/// The cache directory (`$VCLAB_CACHE`, else `$XDG_CACHE_HOME/vclab`, else
+/// `~/.cache/vclab`): one rule, kept in the VMM's cache module.
 pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VCLAB_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(xdg).join("vclab");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache").join("vclab")
+    vclab_vmm::cache::dir()
 }
 
 impl Manifest {

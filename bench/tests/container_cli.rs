@@ -33,13 +33,7 @@ type Check = Result<(), String>;
 type Scenario = (&'static str, fn(&Ctx) -> Check);
 
 fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("VCLAB_CACHE") {
-        return d.into();
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Path::new(&d).join("vclab");
-    }
-    Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/vclab")
+    vclab_vmm::cache::dir()
 }
 
 /// The manifest's rootfs if it exists and holds busybox.

@@ -32,14 +32,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VCLAB_CACHE") {
-        return PathBuf::from(dir);
-    }
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(xdg).join("vclab");
-    }
-    let home = std::env::var_os("HOME").expect("HOME is not set: set VCLAB_CACHE");
-    PathBuf::from(home).join(".cache").join("vclab")
+    vclab_vmm::cache::dir()
 }
 
 /// The names the manifest must hold: all of DESIGN.md's, the unikernel only once its build script
