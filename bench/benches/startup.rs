@@ -1,9 +1,10 @@
 //! Criterion benches of the lab's start paths: a container start
 //! (`vclab container run` of /bin/true), a unikernel micro-VM boot
-//! (`vclab vm run` of the unikernel, to its exit), and the VMM's own set-up
-//! (the library's time from start to the first KVM_RUN). Linux boots are left
-//! out (30-60 s each on kvm_pvm). A bench whose artifact is missing prints why
-//! and is skipped.
+//! (`vclab-vmm` of the unikernel, to its exit), and the VMM's set-up: process
+//! start (spawn) → first guest instruction (the first KVM_RUN), and spawn →
+//! guest ready (port 0x3f0), both put on one CLOCK_MONOTONIC time line with
+//! the report's `origin_monotonic_ns`. Linux boots are left out (minutes each
+//! on kvm_pvm). A bench whose artifact is missing prints why and is skipped.
 
 #[path = "../src/artifacts.rs"]
 #[allow(dead_code)]
@@ -11,11 +12,13 @@ mod artifacts;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const VCLAB: &str = env!("CARGO_BIN_EXE_vclab");
+/// The VMM alone (same code as `vclab vm run`, without the CLI around it).
+const VMM: &str = env!("CARGO_BIN_EXE_vclab-vmm");
 /// The smallest workload: one pass over one page.
 const TINY: &str = "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.seed=1";
 
@@ -83,68 +86,87 @@ fn unikernel_boot(c: &mut Criterion) {
         return;
     };
     let cmd = || {
-        let mut cmd = Command::new(VCLAB);
-        cmd.args(["vm", "run", "--kernel"]).arg(&kernel).args([
-            "--cmdline",
-            TINY,
-            "--console",
-            "off",
-        ]);
+        let mut cmd = Command::new(VMM);
+        cmd.arg("--kernel")
+            .arg(&kernel)
+            .args(["--cmdline", TINY, "--console", "off"]);
         cmd
     };
     if !run_ok(&mut cmd()) {
-        eprintln!("skipping the unikernel boot bench: vclab vm run does not work here");
+        eprintln!("skipping the unikernel boot bench: vclab-vmm does not work here");
         return;
     }
     let mut g = c.benchmark_group("microvm");
     g.sample_size(20).measurement_time(Duration::from_secs(5));
-    g.bench_function("vclab vm run unikernel (spawn to exit)", |b| {
+    g.bench_function("vclab-vmm unikernel (spawn to exit)", |b| {
         b.iter(|| run_ok(&mut cmd()))
     });
     g.finish();
+}
+
+/// CLOCK_MONOTONIC now, ns (the clock of the report's `origin_monotonic_ns`).
+fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always readable");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// One `vclab-vmm --json` run: (spawn → first KVM_RUN, spawn → guest ready).
+fn spawn_to_phases(kernel: &std::path::Path) -> Result<(Duration, Duration), String> {
+    let t0 = monotonic_ns();
+    let out = Command::new(VMM)
+        .arg("--kernel")
+        .arg(kernel)
+        .args(["--cmdline", TINY, "--console", "off", "--json"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {VMM}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().ok_or("vclab-vmm printed no report")?;
+    let report: serde_json::Value =
+        serde_json::from_str(last).map_err(|e| format!("bad report line {last:?}: {e}"))?;
+    let field = |name: &str| {
+        report[name]
+            .as_u64()
+            .ok_or_else(|| format!("the report has no {name}: {last}"))
+    };
+    let origin = field("origin_monotonic_ns")?;
+    let since_spawn = |name: &str| -> Result<Duration, String> {
+        let at = origin + field(name)?;
+        at.checked_sub(t0)
+            .map(Duration::from_nanos)
+            .ok_or_else(|| format!("{name} is before the spawn"))
+    };
+    Ok((since_spawn("first_run_ns")?, since_spawn("guest_ready_ns")?))
 }
 
 fn vmm_setup(c: &mut Criterion) {
     let Some(kernel) = artifact("unikernel") else {
         return;
     };
-    let boot = || {
-        let mut cfg = vclab_vmm::VmConfig::new(&kernel);
-        cfg.cmdline = TINY.to_string();
-        cfg.console = vclab_vmm::Output::Off;
-        cfg.lines = vclab_vmm::Output::Off;
-        cfg.origin = Instant::now();
-        vclab_vmm::run(&cfg)
-    };
-    match boot() {
-        Ok(r) if r.first_run_ns.is_some() => {}
-        Ok(r) => {
-            eprintln!(
-                "skipping the VMM set-up bench: the report has no first_run_ns ({})",
-                r.exit_reason
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("skipping the VMM set-up bench: {e}");
-            return;
-        }
+    if let Err(e) = spawn_to_phases(&kernel) {
+        eprintln!("skipping the VMM set-up bench: {e}");
+        return;
     }
     let mut g = c.benchmark_group("vmm");
-    g.sample_size(20).measurement_time(Duration::from_secs(5));
-    // Time from VmConfig::origin to the first KVM_RUN, as the VMM reports it.
-    g.bench_function("setup to first KVM_RUN (library)", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                match boot() {
-                    Ok(r) => total += Duration::from_nanos(r.first_run_ns.unwrap_or(0)),
-                    Err(e) => eprintln!("boot failed: {e}"),
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    for (name, pick) in [
+        ("process start to first guest instruction", 0),
+        ("process start to guest ready", 1),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // A failed run must not count as a fast one.
+                    let p = spawn_to_phases(&kernel)
+                        .unwrap_or_else(|e| panic!("VMM run failed mid-bench: {e}"));
+                    total += if pick == 0 { p.0 } else { p.1 };
                 }
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     g.finish();
 }
 

@@ -36,10 +36,10 @@ enum Command {
     Report(compare::ReportArgs),
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli, origin: std::time::Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Host(args) => host_cmd::run(args),
-        Command::Vm(cmd) => vm_cmd::run(cmd),
+        Command::Vm(cmd) => vm_cmd::run(cmd, origin),
         Command::Container(cmd) => container_cmd::run(cmd),
         Command::Compare(args) => compare::run(args),
         Command::Report(args) => compare::report(args),
@@ -47,8 +47,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    // `vclab vm run` reports its timestamps from here.
+    let origin = std::time::Instant::now();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, origin) {
         Ok(code) => std::process::exit(code),
         Err(err) => {
             let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();

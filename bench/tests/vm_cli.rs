@@ -189,3 +189,40 @@ fn foreign_bzimage_is_refused_on_kvm_pvm() {
         assert!(!out.status.success());
     }
 }
+
+/// `vclab-vmm` is the same VMM without the lab's CLI around it: same
+/// options, same exit codes, same report, same errors.
+#[test]
+fn the_small_vmm_binary_behaves_like_vm_run() {
+    let vmm = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vclab-vmm"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "exit7", EXIT_7);
+    let k = kernel.to_str().unwrap();
+    let out = vmm(&["--kernel", k, "--json", "--mem", "16"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["exit_reason"], "guest-exit");
+    assert!(v["vmm_pss_kib"].as_u64().unwrap() > 0);
+
+    assert_clear_error(&vmm(&["--kernel", k, "--mem", "0"]), "--mem 0");
+    assert_clear_error(&vmm(&["--kernel", k, "--bogus"]), "--bogus");
+    assert_clear_error(&vmm(&[]), "--kernel PATH");
+
+    let help = vmm(&["--help"]);
+    assert!(help.status.success());
+    let via_vclab = vclab(&["--help"]);
+    assert!(via_vclab.status.success());
+    assert_eq!(help.stdout, via_vclab.stdout, "one help text for both");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--stop-at-console"));
+}

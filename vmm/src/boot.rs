@@ -102,24 +102,17 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
     let linux = config.linux_compat.unwrap_or(info.is_linux);
     refuse_foreign_kernel_on_pvm(config, kind, &info)?;
 
-    // KVM and the VM with its interrupt controllers.
+    // KVM, the VM and guest RAM (kernel and initrd loaded into it), then
+    // the interrupt controllers: memory slots go in before the irqchip (see
+    // `kvm::create_irqchip`).
     let kvm = kvm::open(config.vcpus)?;
     let vm = kvm::create_vm(&kvm)?;
-
-    // The host's supported-CPUID list is slow to read on some hosts (about
-    // 3 ms on kvm_pvm) and is needed only when the vCPUs are configured: read
-    // it on a helper thread while guest memory is set up and loaded.
-    let (supported, loaded_parts) = std::thread::scope(|scope| {
-        let cpuid = scope.spawn(|| kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES));
-        let loaded = load_guest(config, &vm, &mut kernel_file, &info);
-        let supported = cpuid
-            .join()
-            .unwrap_or_else(|_| Err(vmm_sys_util::errno::Error::new(libc::EIO)));
-        (supported, loaded)
-    });
-    let supported = supported.map_err(cpuid::Error::Supported)?;
-    let (mem, loaded, initrd) = loaded_parts?;
+    let (mem, loaded, initrd) = load_guest(config, &vm, &mut kernel_file, &info)?;
     drop(kernel_file);
+    kvm::create_irqchip(&vm)?;
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(cpuid::Error::Supported)?;
 
     // vCPUs exist before the command line: it carries the boot vCPU's TSC rate.
     let vcpu_fds = (0..config.vcpus)

@@ -23,12 +23,17 @@ pub enum KvmKind {
 impl KvmKind {
     /// Probes the running host.
     pub fn detect() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        Self::from_parts(
+        let (dev_kvm, pvm) = (
             Path::new("/dev/kvm").exists(),
             Path::new("/sys/module/kvm_pvm").exists(),
-            &cpuinfo,
-        )
+        );
+        // /proc/cpuinfo is long; it is read only when the answer needs it.
+        let cpuinfo = if dev_kvm && !pvm {
+            std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Self::from_parts(dev_kvm, pvm, &cpuinfo)
     }
 
     /// Decides the kind from what the host shows: whether `/dev/kvm` exists,

@@ -71,10 +71,18 @@ pub fn open(vcpus: u32) -> Result<Kvm, Error> {
     Ok(kvm)
 }
 
-/// Creates the VM with the TSS area, the in-kernel irqchip and the PIT.
-/// The irqchip must exist before any vCPU is created (KVM requirement).
+/// Creates the VM (no devices yet: guest memory goes in first, see
+/// [`create_irqchip`]).
 pub fn create_vm(kvm: &Kvm) -> Result<VmFd, Error> {
-    let vm = kvm.create_vm().map_err(Error::CreateVm)?;
+    kvm.create_vm().map_err(Error::CreateVm)
+}
+
+/// Gives the VM its TSS area, the in-kernel irqchip and the PIT. Call it
+/// after guest memory is registered and before any vCPU is created (KVM
+/// requires the irqchip first). Firecracker keeps the same order; on kvm_pvm
+/// it matters: a memory slot registered once an irqchip exists costs about
+/// 7 ms, against 0.1 ms before (measured, 128 MiB).
+pub fn create_irqchip(vm: &VmFd) -> Result<(), Error> {
     vm.set_tss_address(layout::KVM_TSS_ADDRESS as usize)
         .map_err(Error::SetTss)?;
     vm.create_irq_chip().map_err(Error::CreateIrqchip)?;
@@ -83,5 +91,5 @@ pub fn create_vm(kvm: &Kvm) -> Result<VmFd, Error> {
         ..Default::default()
     };
     vm.create_pit2(pit).map_err(Error::CreatePit)?;
-    Ok(vm)
+    Ok(())
 }

@@ -4,10 +4,12 @@
 //! phase timestamps and host-side costs of each boot.
 //!
 //! Entry point: [`run`] with a [`VmConfig`]; the boot recipe is in `boot.rs`.
+//! The command line (`vclab-vmm`, `vclab vm run`) is in [`cli`].
 #![deny(missing_docs)]
 
 pub mod boot;
 pub mod cache;
+pub mod cli;
 pub mod cmdline;
 pub mod config;
 pub mod cpuid;

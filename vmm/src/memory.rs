@@ -44,6 +44,9 @@ pub enum Error {
         /// The ioctl error.
         err: kvm_ioctls::Error,
     },
+    /// The helper thread that registers the slots died.
+    #[error("the thread registering guest memory with KVM stopped unexpectedly")]
+    RegisterThread,
 }
 
 /// Reads MemTotal (in MiB) out of the text of /proc/meminfo.
@@ -85,9 +88,9 @@ pub fn ranges(mib: u64) -> Vec<(GuestAddress, usize)> {
     }
 }
 
-/// Maps guest RAM of `mib` MiB (after checking the size).
+/// Maps guest RAM of `mib` MiB; callers check the size with [`check_size`]
+/// first (before they open anything).
 pub fn create(mib: u64) -> Result<GuestMemoryMmap, Error> {
-    check_size(mib)?;
     GuestMemoryMmap::from_ranges(&ranges(mib)).map_err(|e| Error::Map {
         mib,
         err: e.to_string(),

@@ -85,6 +85,29 @@ pub struct Env {
 }
 
 impl Env {
+    /// The command that runs one VM: the small `vclab-vmm` binary built next
+    /// to this program, else `vclab vm run` (same arguments, same code).
+    fn vmm_argv(&self) -> Vec<OsString> {
+        self.sibling_or("vclab-vmm", &["vm", "run"])
+    }
+
+    /// The command that runs one container: the small `vclab-container`
+    /// binary next to this program, else `vclab container run`.
+    fn launcher_argv(&self) -> Vec<OsString> {
+        self.sibling_or("vclab-container", &["container", "run"])
+    }
+
+    fn sibling_or(&self, name: &str, subcommand: &[&str]) -> Vec<OsString> {
+        match self.vclab.parent().map(|d| d.join(name)) {
+            Some(bin) if bin.is_file() => vec![bin.into()],
+            _ => {
+                let mut argv = vec![self.vclab.clone().into()];
+                argv.extend(os(subcommand));
+                argv
+            }
+        }
+    }
+
     fn artifact(&self, name: &str) -> Result<PathBuf, String> {
         let m = self.manifest.as_ref().map_err(Clone::clone)?;
         let p = m.path(name).map_err(|e| e.to_string())?;
@@ -371,8 +394,8 @@ impl Runtime {
                     .extend(workload_args(spec).into_iter().map(OsString::from));
             }
             Kind::Container => {
-                l.argv.push(env.vclab.clone().into());
-                l.argv.extend(os(&["container", "run", "--rootfs"]));
+                l.argv = env.launcher_argv();
+                l.argv.push("--rootfs".into());
                 l.argv.push(env.artifact("rootfs")?.into());
                 l.argv.extend(os(&["--json", "--", "/bin/vclab-workload"]));
                 l.argv
@@ -394,8 +417,8 @@ impl Runtime {
                 l.bundle = Some(bundle);
             }
             Kind::MicrovmUnikernel => {
-                l.argv.push(env.vclab.clone().into());
-                l.argv.extend(os(&["vm", "run", "--kernel"]));
+                l.argv = env.vmm_argv();
+                l.argv.push("--kernel".into());
                 l.argv.push(env.artifact("unikernel")?.into());
                 l.argv.push("--cmdline".into());
                 l.argv.push(unikernel_cmdline(spec, None).into());
@@ -477,8 +500,8 @@ impl Runtime {
                 };
                 // The VMM composes the Linux defaults and the kvm_pvm workarounds
                 // itself, and on kvm_pvm stops at the init handoff (--stop-at auto).
-                l.argv.push(env.vclab.clone().into());
-                l.argv.extend(os(&["vm", "run", "--kernel"]));
+                l.argv = env.vmm_argv();
+                l.argv.push("--kernel".into());
                 l.argv.push(kernel.into());
                 l.argv.push("--initrd".into());
                 l.argv.push(env.artifact("initramfs")?.into());
@@ -609,6 +632,44 @@ mod tests {
             unikernel_cmdline(&spec, Some(2_600_000)),
             "vclab.kernel=mem-bw vclab.size=4096 vclab.iterations=3 vclab.seed=9 vclab.tsc_khz=2600000"
         );
+    }
+
+    #[test]
+    fn small_binaries_next_to_vclab_are_preferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = Env {
+            vclab: dir.path().join("vclab"),
+            workload: None,
+            manifest: Err("no manifest".into()),
+            host: HostRecord::default(),
+            tsc_khz: None,
+            linux: false,
+            linux_reference: false,
+        };
+        let argv = |v: Vec<OsString>| {
+            v.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        let vclab = env.vclab.display().to_string();
+        assert_eq!(argv(env.vmm_argv()), [vclab.as_str(), "vm", "run"]);
+        assert_eq!(
+            argv(env.launcher_argv()),
+            [vclab.as_str(), "container", "run"]
+        );
+        for name in ["vclab-vmm", "vclab-container"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        assert_eq!(
+            argv(env.vmm_argv()),
+            [dir.path().join("vclab-vmm").display().to_string()]
+        );
+        assert_eq!(
+            argv(env.launcher_argv()),
+            [dir.path().join("vclab-container").display().to_string()]
+        );
+        env.vclab = PathBuf::from("vclab");
+        assert_eq!(argv(env.vmm_argv()), ["vclab", "vm", "run"]);
     }
 
     #[test]

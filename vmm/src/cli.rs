@@ -1,0 +1,443 @@
+//! The VMM's command line: `vclab-vmm ARGS` and `vclab vm run ARGS` share
+//! this parser and runner, so there is one behaviour behind two entry points.
+//! It is parsed with `lexopt` rather than clap: the dedicated `vclab-vmm`
+//! binary stays small, which is what its start-up time and memory figures
+//! measure.
+//!
+//! Exit codes: the guest's status when it writes the lab exit port
+//! (`guest-exit`); 0 for a reset, or a requested stop at the init handoff or
+//! at `--stop-at-console`; 124 timeout; 121 triple fault; 122 KVM internal
+//! error or emulation failure; 123 guest kernel panic; 1 when the VM could not
+//! be set up (bad arguments, missing files, no KVM).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::{Output, StopAt, VmConfig, VmReport};
+use crate::host::KvmKind;
+
+/// Exit code of a run that hit `--timeout`.
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code of a triple fault.
+pub const EXIT_TRIPLE_FAULT: i32 = 121;
+/// Exit code of a KVM internal error / emulation failure.
+pub const EXIT_INTERNAL_ERROR: i32 = 122;
+/// Exit code of a guest kernel panic.
+pub const EXIT_GUEST_PANIC: i32 = 123;
+/// Exit code of a VM that could not be set up.
+pub const EXIT_SETUP: i32 = 1;
+
+/// The usage text of `--help`.
+pub const USAGE: &str = "\
+Boot one micro-VM and run it until the guest exits, resets, faults or the timeout ends it.
+
+Usage: vclab-vmm --kernel PATH [OPTIONS]      (also: vclab vm run --kernel PATH [OPTIONS])
+
+Options:
+  --kernel PATH            an ELF (the lab unikernel or a Linux vmlinux) or a bzImage
+  --initrd PATH            an initrd / initramfs loaded high in guest memory
+  --cmdline TEXT           appended to the kernel command line the VMM composes
+                           (e.g. \"vclab.kernel=cpu vclab.iterations=10\")
+  --mem MIB                guest memory in MiB [default: 128]
+  --vcpus N                number of vCPUs, 1 or more [default: 1]
+  --timeout SECS           end the VM after this many seconds (exit code 124)
+  --console WHERE          serial console: stdout, off, or a file path [default: stdout]
+  --json                   print one JSON report as the last line on stdout
+  --verbose-guest          keep the Linux kernel's boot messages (drop `quiet`)
+  --stop-at WHEN           auto, init-handoff or never [default: auto]; auto stops a Linux
+                           boot at the init handoff on kvm_pvm, where guest userspace cannot run
+  --stop-at-console TEXT   end the VM (exit code 0) at the first console line containing TEXT
+  -h, --help               print this help
+  -V, --version            print the version
+
+Exit code: the guest's status written to the lab exit port; 0 after a reset or a
+requested stop; 124 timeout; 121 triple fault; 122 KVM internal error (emulation
+failure); 123 guest kernel panic; 1 when the VM could not be set up.
+";
+
+/// Errors of the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An option the VMM does not know, a missing value, a stray argument.
+    #[error("{0}; see --help")]
+    Syntax(String),
+    /// A value that does not parse or is out of range.
+    #[error("{flag} {value}: {what}")]
+    Value {
+        /// The option.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What to give instead.
+        what: &'static str,
+    },
+    /// No `--kernel`.
+    #[error("no kernel given: add --kernel PATH (the lab unikernel, a vmlinux or a bzImage)")]
+    NoKernel,
+}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Self {
+        Error::Syntax(e.to_string())
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// Run one VM; print the JSON report when the flag is set.
+    Run(Box<VmConfig>, bool),
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
+
+fn value_of<T: std::str::FromStr>(
+    flag: &'static str,
+    raw: OsString,
+    what: &'static str,
+) -> Result<T, Error> {
+    let text = raw.to_string_lossy().into_owned();
+    text.parse().map_err(|_| Error::Value {
+        flag,
+        value: text,
+        what,
+    })
+}
+
+fn console_of(raw: OsString) -> Result<Output, Error> {
+    Ok(match raw.to_str() {
+        Some("stdout") => Output::Stdout,
+        Some("off") => Output::Off,
+        Some("") => {
+            return Err(Error::Value {
+                flag: "--console",
+                value: "\"\"".to_string(),
+                what: "give stdout, off or a file path",
+            })
+        }
+        _ => Output::File(PathBuf::from(raw)),
+    })
+}
+
+fn stop_at_of(raw: OsString) -> Result<StopAt, Error> {
+    match raw.to_str() {
+        Some("auto") => Ok(StopAt::Auto),
+        Some("init-handoff") => Ok(StopAt::InitHandoff),
+        Some("never") => Ok(StopAt::Never),
+        _ => Err(Error::Value {
+            flag: "--stop-at",
+            value: raw.to_string_lossy().into_owned(),
+            what: "give auto, init-handoff or never",
+        }),
+    }
+}
+
+/// Parses the arguments after the program name (or after `vm run`); the
+/// timestamps of the run count from `origin`.
+pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Result<Request, Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut kernel = None;
+    let mut cfg = VmConfig::new(PathBuf::new());
+    let mut json = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("kernel") => kernel = Some(PathBuf::from(parser.value()?)),
+            Long("initrd") => cfg.initrd = Some(PathBuf::from(parser.value()?)),
+            Long("cmdline") => {
+                cfg.cmdline = parser.value()?.into_string().map_err(|_| Error::Value {
+                    flag: "--cmdline",
+                    value: "(not UTF-8)".to_string(),
+                    what: "give the command line as UTF-8 text",
+                })?
+            }
+            Long("mem") => {
+                cfg.mem_mib = value_of("--mem", parser.value()?, "give a size in MiB (e.g. 128)")?;
+                if cfg.mem_mib == 0 {
+                    return Err(Error::Value {
+                        flag: "--mem",
+                        value: "0".to_string(),
+                        what: "a VM needs memory; use --mem 16 or more (MiB)",
+                    });
+                }
+            }
+            Long("vcpus") => {
+                cfg.vcpus = value_of(
+                    "--vcpus",
+                    parser.value()?,
+                    "give a number of vCPUs (1 or more)",
+                )?;
+                if cfg.vcpus == 0 {
+                    return Err(Error::Value {
+                        flag: "--vcpus",
+                        value: "0".to_string(),
+                        what: "a VM needs at least one vCPU; use --vcpus 1 or more",
+                    });
+                }
+            }
+            Long("timeout") => {
+                let raw = parser.value()?;
+                let secs: f64 = value_of(
+                    "--timeout",
+                    raw.clone(),
+                    "give a positive number of seconds",
+                )?;
+                if !(secs.is_finite() && secs > 0.0) {
+                    return Err(Error::Value {
+                        flag: "--timeout",
+                        value: raw.to_string_lossy().into_owned(),
+                        what: "give a positive number of seconds",
+                    });
+                }
+                cfg.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            Long("console") => cfg.console = console_of(parser.value()?)?,
+            Long("json") => json = true,
+            Long("verbose-guest") => cfg.verbose_guest = true,
+            Long("stop-at") => cfg.stop_at = stop_at_of(parser.value()?)?,
+            Long("stop-at-console") => {
+                cfg.stop_at_console = Some(parser.value()?.to_string_lossy().into_owned())
+            }
+            Short('h') | Long("help") => return Ok(Request::Help),
+            Short('V') | Long("version") => return Ok(Request::Version),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    cfg.kernel = kernel.ok_or(Error::NoKernel)?;
+    cfg.origin = origin;
+    Ok(Request::Run(Box::new(cfg), json))
+}
+
+/// Parses, runs one VM, prints the report and the reason it ended, and
+/// returns the process exit code. `origin` should be taken first thing in
+/// `main`: the report's timestamps count from it.
+pub fn main(args: impl IntoIterator<Item = OsString>, origin: Instant) -> i32 {
+    let (cfg, json) = match parse(args, origin) {
+        Ok(Request::Run(cfg, json)) => (cfg, json),
+        Ok(Request::Help) => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Ok(Request::Version) => {
+            println!("vclab-vmm {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("vclab: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    // The VMM's errors name what failed and what to do; no extra context.
+    let report = match crate::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vclab: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let code = describe(&report);
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("vclab: cannot write the JSON report: {e}");
+                return EXIT_SETUP;
+            }
+        }
+    }
+    code
+}
+
+fn ms(ns: Option<u64>) -> String {
+    ns.map_or("-".to_string(), |n| format!("{:.1} ms", n as f64 / 1e6))
+}
+
+/// The exit code for a report, and the line that says why the VM ended.
+pub fn outcome(report: &VmReport) -> (i32, String) {
+    match report.exit_reason.as_str() {
+        "guest-exit" => {
+            let code = report.guest_exit_code.unwrap_or(0);
+            let after = ms(report.exit_ns);
+            (
+                i32::from(code),
+                format!("guest exited with status {code} after {after}"),
+            )
+        }
+        "reset" => (
+            0,
+            format!("guest reset the VM after {}", ms(report.exit_ns)),
+        ),
+        "init-handoff" => {
+            let why = if report.kvm_kind == Some(KvmKind::Pvm) {
+                ": guest userspace cannot run on this host (kvm_pvm: guest system calls fault)"
+            } else {
+                " as asked (--stop-at init-handoff)"
+            };
+            let after = ms(report.init_handoff_ns);
+            (
+                0,
+                format!("Linux reached the init handoff after {after}; stopped there{why}"),
+            )
+        }
+        "console-match" => (
+            0,
+            format!(
+                "stopped at the console line asked for after {}",
+                ms(report.exit_ns)
+            ),
+        ),
+        "timeout" => (
+            EXIT_TIMEOUT,
+            format!("timeout: the VM was stopped after {}", ms(report.exit_ns)),
+        ),
+        "triple-fault" => (
+            EXIT_TRIPLE_FAULT,
+            "the guest triple-faulted (KVM_EXIT_SHUTDOWN)".to_string(),
+        ),
+        "guest-panic" => (
+            EXIT_GUEST_PANIC,
+            format!(
+                "the guest kernel panicked; last console lines:\n{}",
+                report.exit_detail.as_deref().unwrap_or("")
+            ),
+        ),
+        _ => (
+            EXIT_INTERNAL_ERROR,
+            format!(
+                "the VM stopped on an internal error: {}",
+                report.exit_detail.as_deref().unwrap_or("unknown")
+            ),
+        ),
+    }
+}
+
+/// Says on stderr why the VM ended and returns the exit code.
+fn describe(report: &VmReport) -> i32 {
+    let (code, line) = outcome(report);
+    eprintln!("vclab: {line}");
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_MEM_MIB;
+
+    fn p(args: &[&str]) -> Result<Request, Error> {
+        parse(args.iter().map(OsString::from), Instant::now())
+    }
+
+    fn run_cfg(args: &[&str]) -> (VmConfig, bool) {
+        match p(args) {
+            Ok(Request::Run(cfg, json)) => (*cfg, json),
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let (cfg, json) = run_cfg(&["--kernel", "k.elf"]);
+        assert_eq!(cfg.kernel, PathBuf::from("k.elf"));
+        assert_eq!(cfg.mem_mib, DEFAULT_MEM_MIB);
+        assert_eq!(cfg.vcpus, 1);
+        assert_eq!(cfg.timeout, None);
+        assert!(matches!(cfg.console, Output::Stdout));
+        assert_eq!(cfg.stop_at, StopAt::Auto);
+        assert!(!json && !cfg.verbose_guest && cfg.initrd.is_none());
+    }
+
+    #[test]
+    fn every_option() {
+        let (cfg, json) = run_cfg(&[
+            "--kernel=k",
+            "--initrd",
+            "i.cpio",
+            "--cmdline",
+            "vclab.kernel=cpu --not-an-option",
+            "--mem",
+            "64",
+            "--vcpus",
+            "2",
+            "--timeout",
+            "0.5",
+            "--console",
+            "/tmp/c.txt",
+            "--json",
+            "--verbose-guest",
+            "--stop-at",
+            "never",
+            "--stop-at-console",
+            "Hello",
+        ]);
+        assert_eq!(cfg.initrd, Some(PathBuf::from("i.cpio")));
+        assert_eq!(cfg.cmdline, "vclab.kernel=cpu --not-an-option");
+        assert_eq!((cfg.mem_mib, cfg.vcpus), (64, 2));
+        assert_eq!(cfg.timeout, Some(Duration::from_millis(500)));
+        assert!(matches!(&cfg.console, Output::File(f) if f == &PathBuf::from("/tmp/c.txt")));
+        assert!(json && cfg.verbose_guest);
+        assert_eq!(cfg.stop_at, StopAt::Never);
+        assert_eq!(cfg.stop_at_console.as_deref(), Some("Hello"));
+        let (cfg, _) = run_cfg(&[
+            "--kernel",
+            "k",
+            "--console",
+            "off",
+            "--stop-at",
+            "init-handoff",
+        ]);
+        assert!(matches!(cfg.console, Output::Off));
+        assert_eq!(cfg.stop_at, StopAt::InitHandoff);
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(p(&["--help"]), Ok(Request::Help)));
+        assert!(matches!(p(&["-h", "--kernel", "k"]), Ok(Request::Help)));
+        assert!(matches!(p(&["-V"]), Ok(Request::Version)));
+    }
+
+    #[test]
+    fn bad_input_names_the_option() {
+        let msg = |args: &[&str]| p(args).unwrap_err().to_string();
+        assert!(msg(&[]).contains("--kernel PATH"));
+        assert!(msg(&["--kernel", "k", "--mem", "0"]).starts_with("--mem 0:"));
+        assert!(msg(&["--kernel", "k", "--mem", "lots"]).starts_with("--mem lots:"));
+        assert!(msg(&["--kernel", "k", "--vcpus", "0"]).starts_with("--vcpus 0:"));
+        assert!(msg(&["--kernel", "k", "--vcpus", "-1"]).contains("--vcpus"));
+        assert!(msg(&["--kernel", "k", "--timeout", "0"]).starts_with("--timeout 0:"));
+        assert!(msg(&["--kernel", "k", "--timeout", "inf"]).starts_with("--timeout inf:"));
+        assert!(msg(&["--kernel", "k", "--console", ""]).contains("stdout, off or a file"));
+        assert!(msg(&["--kernel", "k", "--stop-at", "later"]).contains("auto, init-handoff"));
+        assert!(msg(&["--kernel", "k", "--frobnicate"]).contains("--frobnicate"));
+        assert!(msg(&["--kernel", "k", "stray"]).contains("stray"));
+        assert!(msg(&["--kernel"]).contains("--kernel"));
+        for m in [msg(&[]), msg(&["--kernel", "k", "--bogus"])] {
+            assert_eq!(m.lines().count(), 1, "{m}");
+        }
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        let with = |reason: &str| VmReport {
+            exit_reason: reason.to_string(),
+            guest_exit_code: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(outcome(&with("guest-exit")).0, 7);
+        assert_eq!(outcome(&with("reset")).0, 0);
+        assert_eq!(outcome(&with("init-handoff")).0, 0);
+        assert_eq!(outcome(&with("console-match")).0, 0);
+        assert_eq!(outcome(&with("timeout")).0, EXIT_TIMEOUT);
+        assert_eq!(outcome(&with("triple-fault")).0, EXIT_TRIPLE_FAULT);
+        assert_eq!(outcome(&with("guest-panic")).0, EXIT_GUEST_PANIC);
+        assert_eq!(outcome(&with("internal-error")).0, EXIT_INTERNAL_ERROR);
+        let pvm = VmReport {
+            kvm_kind: Some(KvmKind::Pvm),
+            ..with("init-handoff")
+        };
+        assert!(outcome(&pvm).1.contains("kvm_pvm"));
+    }
+}
