@@ -1,32 +1,10 @@
 //! Tier 3: `vclab vm run` as a user runs it.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn assemble(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.S"));
-    let elf = dir.join(format!("{name}.elf"));
-    std::fs::write(&src, format!(".code64\n.globl _start\n_start:\n{body}\n")).unwrap();
-    let out = Command::new("cc")
-        .args([
-            "-nostdlib",
-            "-static",
-            "-no-pie",
-            "-Wl,-Ttext=0x100000",
-            "-Wl,--build-id=none",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&elf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elf
-}
+#[path = "../../vmm/tests/common/mod.rs"]
+mod common;
+use common::assemble;
 
 const EXIT_7: &str = "
   mov $0x3f0, %dx
@@ -65,19 +43,21 @@ fn guest_exit_code_and_json_last_line() {
         "--mem",
         "16",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let v = exit7_report(out);
+    assert!(v["guest_ready_ns"].as_u64().unwrap() >= v["first_run_ns"].as_u64().unwrap());
+}
+
+/// Checks a run of the EXIT_7 guest (exit code 7, said on stderr, report
+/// last on stdout) and returns the report.
+fn exit7_report(out: Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("status 7"), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let last = stdout.lines().last().unwrap();
-    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["exit_reason"], "guest-exit");
     assert_eq!(v["guest_exit_code"], 7);
-    assert!(v["guest_ready_ns"].as_u64().unwrap() >= v["first_run_ns"].as_u64().unwrap());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("status 7"));
+    v
 }
 
 #[test]
@@ -203,16 +183,7 @@ fn the_small_vmm_binary_behaves_like_vm_run() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = assemble(dir.path(), "exit7", EXIT_7);
     let k = kernel.to_str().unwrap();
-    let out = vmm(&["--kernel", k, "--json", "--mem", "16"]);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(v["exit_reason"], "guest-exit");
+    let v = exit7_report(vmm(&["--kernel", k, "--json", "--mem", "16"]));
     assert!(v["vmm_pss_kib"].as_u64().unwrap() > 0);
 
     assert_clear_error(&vmm(&["--kernel", k, "--mem", "0"]), "--mem 0");

@@ -634,18 +634,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn small_binaries_next_to_vclab_are_preferred() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut env = Env {
-            vclab: dir.path().join("vclab"),
+    /// An environment with nothing found: no workload, no manifest, no peers.
+    fn bare_env(vclab: PathBuf) -> Env {
+        Env {
+            vclab,
             workload: None,
             manifest: Err("no manifest".into()),
             host: HostRecord::default(),
             tsc_khz: None,
             linux: false,
             linux_reference: false,
-        };
+        }
+    }
+
+    #[test]
+    fn small_binaries_next_to_vclab_are_preferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = bare_env(dir.path().join("vclab"));
         let argv = |v: Vec<OsString>| {
             v.iter()
                 .map(|a| a.to_string_lossy().into_owned())
@@ -674,15 +679,7 @@ mod tests {
 
     #[test]
     fn rows_without_artifacts_have_reasons() {
-        let env = Env {
-            vclab: PathBuf::from("/nonexistent/vclab"),
-            workload: None,
-            manifest: Err("no manifest".into()),
-            host: HostRecord::default(),
-            tsc_khz: None,
-            linux: false,
-            linux_reference: false,
-        };
+        let env = bare_env(PathBuf::from("/nonexistent/vclab"));
         let rows = rows(&env);
         assert_eq!(rows.len(), 11);
         assert!(rows.iter().all(|r| r.skip.is_some()), "{rows:?}");
