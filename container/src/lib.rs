@@ -5,11 +5,13 @@
 //!
 //! [`run`] is the recipe: sweep stale state → state directory → cgroup →
 //! mount plan → [`process::launch`] (clone, cgroup placement, exec, wait) →
-//! usage from the cgroup → clean-up.
+//! usage from the cgroup → clean-up. [`cli`] is the command line of the
+//! `vclab-container` binary and of `vclab container run`.
 #![deny(missing_docs)]
 
 pub mod caps;
 pub mod cgroups;
+pub mod cli;
 pub mod namespaces;
 pub mod net;
 pub mod process;

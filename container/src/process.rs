@@ -161,9 +161,9 @@ pub struct ChildSetup {
     pub argv: Vec<CString>,
     /// envp.
     pub envp: Vec<CString>,
-    /// Paths to try for argv[0] (PATH resolved in the container).
+    /// Paths to try for `argv[0]` (PATH resolved in the container).
     pub candidates: Vec<CString>,
-    /// argv[0] for messages.
+    /// `argv[0]` for messages.
     pub command: String,
 }
 

@@ -1,0 +1,9 @@
+//! `vclab-container`: the lean container launcher binary. It is the same
+//! launcher as `vclab container run` ([`vclab_container::cli`]) without the
+//! rest of the lab's CLI, so its own memory stays small (about 1 MiB peak RSS
+//! when linked statically; see DESIGN.md).
+
+fn main() {
+    let code = vclab_container::cli::main("vclab-container", std::env::args_os().skip(1));
+    std::process::exit(code);
+}

@@ -1,0 +1,177 @@
+//! Tier 3: the lean `vclab-container` binary as a user runs it (needs root):
+//! a real run of `/bin/true` in the cache rootfs (or a busybox rootfs built
+//! here when the cache has none), exit codes, the JSON report, bad input as
+//! one `vclab: ...` line, then a leak check, in one test so it runs last.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vclab-container");
+
+/// The artifact cache: `$VCLAB_CACHE`, else `$XDG_CACHE_HOME/vclab`, else
+/// `~/.cache/vclab` (the rule of DESIGN.md).
+fn cache_dir() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = var("VCLAB_CACHE") {
+        return d.into();
+    }
+    if let Some(d) = var("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("vclab");
+    }
+    PathBuf::from(var("HOME").unwrap_or_else(|| "/root".into())).join(".cache/vclab")
+}
+
+/// The manifest's rootfs if it exists and holds busybox.
+fn manifest_rootfs() -> Option<PathBuf> {
+    let text = std::fs::read_to_string(cache_dir().join("manifest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let p = PathBuf::from(v["artifacts"]["rootfs"]["path"].as_str()?);
+    p.join("bin/busybox").exists().then_some(p)
+}
+
+/// A busybox rootfs from Debian's busybox-static.
+fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("copy /bin/busybox (apt-get install busybox-static)");
+    for applet in ["sh", "true"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    root
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn vclab-container")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}, stdout {:?}, stderr {:?}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One `vclab: ...` line on stderr naming `needle`, nothing on stdout.
+fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(code)
+            && err.starts_with("vclab: ")
+            && err.trim_end().lines().count() == 1
+            && err.contains(needle)
+            && out.stdout.is_empty(),
+        "want exit {code} and one line naming {needle:?}: {}",
+        show(out)
+    );
+}
+
+#[test]
+fn lean_binary_runs_and_rejects_bad_input() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (real namespaces, cgroups and mounts)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = manifest_rootfs().unwrap_or_else(|| busybox_rootfs(tmp.path()));
+    let rootfs = rootfs.to_str().unwrap();
+    let prefix = format!("bin{}-", std::process::id());
+    let id = |name: &str| format!("{prefix}{name}");
+
+    // A real run: /bin/true, exit 0, the JSON report as the only stdout line.
+    let out = run(&[
+        "--json",
+        "--id",
+        &id("true"),
+        "--rootfs",
+        rootfs,
+        "--",
+        "/bin/true",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(stdout.trim_end())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {}", show(&out)));
+    assert_eq!(r["id"], id("true").as_str());
+    assert_eq!(r["exit_code"], 0);
+    assert!(r["launcher_peak_rss_kib"].as_u64().unwrap_or(0) > 0, "{r}");
+
+    // The container's status is the launcher's.
+    let out = run(&[
+        "--rootfs",
+        rootfs,
+        "--id",
+        &id("exit7"),
+        "--",
+        "/bin/sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+
+    // Help and version go to stdout with status 0.
+    let out = run(&["--help"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: vclab-container"));
+    let out = run(&["--version"]);
+    assert!(out.status.success() && out.stdout.starts_with(b"vclab-container "));
+
+    // Bad input: one line, exit 1 for usage, 125/127 as Docker.
+    assert_one_line_error(
+        &run(&["--rootfs", rootfs, "--memory", "12q", "--", "true"]),
+        1,
+        "12q",
+    );
+    assert_one_line_error(
+        &run(&["--rootfs", rootfs, "--frobnicate", "--", "true"]),
+        1,
+        "--frobnicate",
+    );
+    assert_one_line_error(&run(&["--rootfs", rootfs]), 1, "-- CMD");
+    assert_one_line_error(&run(&["--bundle", rootfs, "--", "true"]), 1, "config.json");
+    assert_one_line_error(
+        &run(&["--rootfs", "/nonexistent/rootfs", "--", "true"]),
+        125,
+        "/nonexistent/rootfs",
+    );
+    assert_one_line_error(
+        &run(&[
+            "--rootfs",
+            rootfs,
+            "--id",
+            &id("nocmd"),
+            "--",
+            "no-such-xyz",
+        ]),
+        127,
+        "no-such-xyz",
+    );
+
+    // Leak check: nothing of this test remains.
+    let left: Vec<_> = std::fs::read_dir("/run/vclab")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left: {left:?}");
+    let cg = Command::new("find")
+        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name"])
+        .arg(format!("vclab-{prefix}*"))
+        .output()
+        .unwrap();
+    assert!(
+        cg.stdout.is_empty(),
+        "cgroups left: {}",
+        String::from_utf8_lossy(&cg.stdout)
+    );
+}
