@@ -34,7 +34,7 @@ use crate::host;
 /// Arguments of `vclab compare`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A short run (about 2 minutes): fewer runs, and Linux guest rows skipped unless --linux.
+    /// A short run (under a minute here): fewer runs, and Linux guest rows skipped unless --linux.
     #[arg(long)]
     pub quick: bool,
     /// Boot the Linux guest rows even with --quick, and on kvm_pvm also QEMU's Linux reference boot

@@ -587,7 +587,7 @@ impl Runtime {
             Kind::MicrovmUnikernel | Kind::MicrovmLinux | Kind::VmDistro => {
                 let report = vm_report::parse(obs.last_line()).ok_or_else(|| {
                     format!(
-                        "vclab vm run printed no JSON report as its last line: {}",
+                        "the VMM (vclab-vmm) printed no JSON report as its last line: {}",
                         obs.tail()
                     )
                 })?;

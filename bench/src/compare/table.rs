@@ -93,7 +93,7 @@ pub const START_MEANING: &[(&str, &str)] = &[
     ),
     (
         "microvm-unikernel, microvm-linux, vm-distro",
-        "launch (CLOCK_MONOTONIC before spawning `vclab vm run`) to the guest's ready write to the lab device (the VMM's guest_ready_ns put on the harness's clock through its origin_monotonic_ns)",
+        "launch (CLOCK_MONOTONIC before spawning `vclab-vmm`) to the guest's ready write to the lab device (the VMM's guest_ready_ns put on the harness's clock through its origin_monotonic_ns)",
     ),
     (
         "qemu-microvm, firecracker, cloud-hypervisor",

@@ -33,7 +33,7 @@ pub fn describe_end(report: &VmReport, exit_code: i32) -> String {
     let secs =
         |ns: Option<u64>| ns.map_or("-".to_string(), |ns| format!("{:.1} s", ns as f64 / 1e9));
     let mut out = format!(
-        "vclab vm run ended with '{}' (exit {exit_code}) after {}; kernel's first console byte at {}",
+        "the VMM (vclab-vmm) ended with '{}' (exit {exit_code}) after {}; kernel's first console byte at {}",
         report.exit_reason,
         secs(report.exit_ns),
         secs(report.kernel_start_ns)
