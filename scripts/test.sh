@@ -39,15 +39,31 @@ tests() {
     cargo test --workspace -- --test-threads=2
 }
 
+# The static binaries scripts/compare.sh measures: they build, and each runs its guest or container.
+static() {
+    log "scripts/build-static.sh, then one unikernel VM and one container with the static binaries"
+    local dir unikernel rootfs manifest
+    manifest="${VCLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vclab}/manifest.json"
+    dir=$("$REPO/scripts/build-static.sh")
+    unikernel=$(jq -r '.artifacts.unikernel.path' "$manifest")
+    rootfs=$(jq -r '.artifacts.rootfs.path' "$manifest")
+    "$dir/vclab-vmm" --kernel "$unikernel" --console off --json \
+        --cmdline "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.seed=1" | tail -n 1 |
+        jq -e '.exit_reason == "guest-exit" and .guest_exit_code == 0' >/dev/null
+    "$dir/vclab-container" --rootfs "$rootfs" -- /bin/true
+    "$dir/vclab" host >/dev/null
+}
+
 usage() {
     cat <<'USAGE'
 Usage: scripts/test.sh [all|setup|images|lint|build|test|help]
-  all     setup, images, lint, build, test (default)
+  all     setup, images, lint, build, test, static (default)
   setup   scripts/setup.sh
   images  scripts/guest-images.sh all
   lint    cargo fmt --check and cargo clippy -D warnings
   build   cargo build --workspace --all-targets
   test    cargo test --workspace
+  static  scripts/build-static.sh and a smoke run of the static vclab-vmm and vclab-container
 USAGE
 }
 
@@ -60,6 +76,7 @@ main() {
             lint
             build
             tests
+            static
             log "all passed"
             ;;
         setup) setup ;;
@@ -67,6 +84,7 @@ main() {
         lint) lint ;;
         build) build ;;
         test) tests ;;
+        static) static ;;
         help | -h | --help) usage ;;
         *)
             usage >&2
