@@ -149,7 +149,7 @@ fn vmm_setup(c: &mut Criterion) {
         return;
     }
     let mut g = c.benchmark_group("vmm");
-    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    g.sample_size(30).measurement_time(Duration::from_secs(8));
     for (name, pick) in [
         ("process start to first guest instruction", 0),
         ("process start to guest ready", 1),

@@ -197,3 +197,37 @@ fn the_small_vmm_binary_behaves_like_vm_run() {
     assert_eq!(help.stdout, via_vclab.stdout, "one help text for both");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--stop-at-console"));
 }
+
+/// Runs `vclab-vmm --kernel KERNEL` in a private mount namespace whose /dev
+/// is an empty tmpfs plus what `make_dev` (a shell snippet) puts there, then
+/// through `setpriv` with `setpriv_args`.
+fn vmm_with_private_dev(kernel: &str, make_dev: &str, setpriv_args: &str) -> Output {
+    let script = format!(
+        "mount -t tmpfs vclab-test-dev /dev && {make_dev} exec setpriv {setpriv_args} \"$0\" --kernel \"$1\""
+    );
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_vclab-vmm"))
+        .arg(kernel)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_kvm_and_kvm_not_permitted_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "exit7", EXIT_7);
+    let k = kernel.to_str().unwrap();
+    // No /dev/kvm at all.
+    assert_clear_error(&vmm_with_private_dev(k, "", "--"), "no /dev/kvm");
+    // A /dev/kvm node that this (root) process may not open: mode 000 and
+    // no CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
+    assert_clear_error(
+        &vmm_with_private_dev(
+            k,
+            "mknod -m 000 /dev/kvm c 10 232 &&",
+            "--bounding-set=-dac_override,-dac_read_search --inh-caps=-dac_override,-dac_read_search --",
+        ),
+        "not permitted",
+    );
+}

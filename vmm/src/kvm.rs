@@ -21,8 +21,14 @@ const REQUIRED_CAPS: [(Cap, &str); 6] = [
 /// Errors of opening KVM and creating the VM.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `/dev/kvm` could not be opened.
-    #[error("cannot open /dev/kvm: {0} (is the kvm module loaded and are you in the kvm group?)")]
+    /// There is no `/dev/kvm`.
+    #[error("no /dev/kvm on this host: load the kvm module (kvm_intel or kvm_amd) on a machine with hardware virtualization, or run the lab where KVM is exposed")]
+    Absent,
+    /// `/dev/kvm` exists but this user may not open it.
+    #[error("/dev/kvm is not permitted for this user: add the user to the kvm group (usermod -aG kvm USER) or run as root")]
+    NotPermitted,
+    /// `/dev/kvm` could not be opened for another reason.
+    #[error("cannot open /dev/kvm: {0} (is the kvm module loaded?)")]
     Open(kvm_ioctls::Error),
     /// The API version is not 12.
     #[error("/dev/kvm reports API version {0}, this VMM needs {KVM_API_VERSION}")]
@@ -54,7 +60,11 @@ pub enum Error {
 
 /// Opens `/dev/kvm` and checks API version and capabilities.
 pub fn open(vcpus: u32) -> Result<Kvm, Error> {
-    let kvm = Kvm::new().map_err(Error::Open)?;
+    let kvm = Kvm::new().map_err(|e| match e.errno() {
+        libc::ENOENT | libc::ENODEV | libc::ENXIO => Error::Absent,
+        libc::EACCES | libc::EPERM => Error::NotPermitted,
+        _ => Error::Open(e),
+    })?;
     let version = kvm.get_api_version();
     if version != KVM_API_VERSION {
         return Err(Error::ApiVersion(version));
