@@ -7,12 +7,16 @@
 //!    (parent → child), `err` (child → parent: a set-up or exec error, EOF
 //!    on a successful exec) and `status` (init → parent: the workload's wait
 //!    status).
-//! 2. `clone` with the namespace flags; the child blocks on `sync`.
+//! 2. On cgroup v2, `clone3` with the namespace flags and `CLONE_INTO_CGROUP`:
+//!    the child is born in its cgroup. Otherwise (v1 and hybrid controllers,
+//!    or a kernel or seccomp filter that refuses it) `clone` with the same
+//!    flags. The child blocks on `sync`.
 //! 3. The parent writes the uid/gid maps (rootless) and releases the child
 //!    once; while the child builds its root file system the parent puts it
-//!    into its cgroup (a v1 attach waits milliseconds for an RCU grace
-//!    period), then releases it a second time: the child is in its cgroup
-//!    before it unshares its cgroup namespace and execs.
+//!    into its cgroup unless it was born there (a v1 migration waits for an
+//!    RCU grace period: 7–11 ms for the first controller on the lab host),
+//!    then releases it a second time: the child is in its cgroup before it
+//!    unshares its cgroup namespace and execs.
 //! 4. The child: parent-death signal; new session, hostname, loopback,
 //!    mounts and `pivot_root`, cwd; (second release) cgroup namespace,
 //!    bounding set, uid/gid (last of the identity changes, with keep-caps),
@@ -38,6 +42,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::caps::{self, CapSet};
+use crate::cgroups::Placement;
 use crate::rootfs::{self, MountStep};
 
 /// Errors of the process module.
@@ -180,6 +185,11 @@ pub struct Outcome {
     pub exit_code: i32,
     /// The signal that ended the workload, if any.
     pub signal: Option<i32>,
+    /// How the child got into its cgroup.
+    pub placement: Placement,
+    /// Time the parent spent migrating the child into its cgroup (writing
+    /// `cgroup.procs`), ns; 0 when it was born there or there is no cgroup.
+    pub cgroup_attach_ns: u64,
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -207,6 +217,91 @@ impl Drop for ChildGuard {
 
 const STACK_SIZE: usize = 256 * 1024;
 
+/// `struct clone_args` of `clone3(2)` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`,
+/// Linux 5.7), declared here because libc has it for a few architectures only.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (include/uapi/linux/sched.h, Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// What `clone3` returned: in the parent the child's pid, in the child 0.
+enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// `clone3` with `flags` and `CLONE_INTO_CGROUP` into the cgroup directory
+/// `cgroup`, SIGCHLD at exit, no new stack: like `fork`, the child continues
+/// from this call on a copy of the caller's stack and address space.
+///
+/// The caller's child branch must only make async-signal-safe calls (it may
+/// have been cloned from a multi-threaded process) and end in `_exit`.
+fn clone_into_cgroup(flags: CloneFlags, cgroup: &OwnedFd) -> Result<Forked, Errno> {
+    use std::os::fd::AsRawFd;
+    let args = CloneArgs {
+        flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, alive for the
+    // call; it names no stack, TLS, tid or pidfd pointers, so the kernel
+    // writes no memory of ours. Without CLONE_VM and with a zero stack the
+    // child gets a private copy of the address space and of this thread's
+    // stack (fork semantics) and returns 0 from the raw system call, which
+    // runs no at-fork handlers; the only thread it has is this one, which the
+    // caller's child branch accounts for (async-signal-safe calls, `_exit`).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+        _ => Err(Errno::last()),
+    }
+}
+
+/// Whether a `clone3`/`CLONE_INTO_CGROUP` error means "not this way" rather
+/// than "no process can be made": no clone3 (ENOSYS: Linux < 5.3, or a
+/// seccomp profile such as Docker's), an unknown flag or too big an argument
+/// (EINVAL, E2BIG: Linux < 5.7), a cgroup that cannot take a process at birth
+/// (EOPNOTSUPP: threaded or domain-invalid; EBUSY: it has children with
+/// controllers; EBADF: not a v2 cgroup), a permission a filter or the cgroup
+/// denies (EPERM, EACCES). Then `clone` and a `cgroup.procs` write follow,
+/// which report a persisting problem with the cgroup's path. Resource errors
+/// (EAGAIN, ENOMEM, ENOSPC) fail the launch.
+fn clone3_refused(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::ENOSYS
+            | Errno::EINVAL
+            | Errno::E2BIG
+            | Errno::EOPNOTSUPP
+            | Errno::EBUSY
+            | Errno::EBADF
+            | Errno::EPERM
+            | Errno::EACCES
+    )
+}
+
 /// Starts the container, places it in its cgroup, runs it to the end.
 pub fn launch(
     setup: &ChildSetup,
@@ -223,8 +318,7 @@ pub fn launch(
     let mut child_ends = Some((sync_r, err_w, st_w));
     let old_mask = signals.old;
     let exec = ExecArrays::new(setup);
-    let mut stack = vec![0u8; STACK_SIZE];
-    let cb: nix::sched::CloneCb<'_> = Box::new(|| {
+    let mut cb: nix::sched::CloneCb<'_> = Box::new(|| {
         drop(parent_ends.take());
         let Some((sync_r, err_w, st_w)) = child_ends.take() else {
             return 1;
@@ -237,13 +331,44 @@ pub fn launch(
         };
         child_main(setup, sync_r, io)
     });
-    // SAFETY: the child runs on `stack` (256 KiB, ample for child_main, which
-    // only makes system calls and small stack frames) in its own copy of the
-    // address space (no CLONE_VM); it execs or exits and never returns into
-    // the parent's frames.
-    let pid = unsafe { nix::sched::clone(cb, &mut stack, clone_flags, Some(libc::SIGCHLD)) }
-        .map_err(Error::Clone)?;
-    drop(stack);
+    // Born in the cgroup when the hierarchy (v2) and the kernel allow it.
+    let mut born = None;
+    if let Some(fd) = cgroup.clone_into_fd() {
+        match clone_into_cgroup(clone_flags, &fd) {
+            Ok(Forked::Child) => {
+                // The container must not keep a handle on a host cgroup
+                // directory: with --init, PID 1 never execs (close-on-exec
+                // would not close it) and the workload could reach it
+                // through /proc/1/fd.
+                drop(fd);
+                let code = cb();
+                // SAFETY: _exit is async-signal-safe and ends this child
+                // without unwinding into the parent's copied frames, as the
+                // `clone` path's trampoline does after the callback.
+                unsafe { libc::_exit(code as i32) }
+            }
+            Ok(Forked::Parent(pid)) => born = Some(pid),
+            Err(e) if clone3_refused(e) => {
+                log::debug!("clone3 with CLONE_INTO_CGROUP refused ({e}): cloning, then migrating");
+            }
+            Err(e) => return Err(Error::Clone(e)),
+        }
+    }
+    let pid = match born {
+        Some(pid) => {
+            drop(cb);
+            pid
+        }
+        None => {
+            let mut stack = vec![0u8; STACK_SIZE];
+            // SAFETY: the child runs on `stack` (256 KiB, ample for
+            // child_main, which only makes system calls and small stack
+            // frames) in its own copy of the address space (no CLONE_VM); it
+            // execs or exits and never returns into the parent's frames.
+            unsafe { nix::sched::clone(cb, &mut stack, clone_flags, Some(libc::SIGCHLD)) }
+                .map_err(Error::Clone)?
+        }
+    };
     let mut guard = ChildGuard(Some(pid));
     drop(child_ends.take());
     let Some((sync_w, err_r, st_r)) = parent_ends.take() else {
@@ -254,9 +379,19 @@ pub fn launch(
         write_id_maps(pid)?;
     }
     // First release: the child sets up its mounts while the parent places it
-    // in its cgroup (a v1 attach waits for an RCU grace period, milliseconds).
+    // in its cgroup, unless it was born there (a v1 migration waits for an
+    // RCU grace period, milliseconds).
     nix::unistd::write(&sync_w, b"1").map_err(Error::Sync)?;
-    let placed = cgroup.add(pid.as_raw());
+    let attach_start = monotonic_ns();
+    let (placed, placement) = match (born, cgroup) {
+        (Some(_), _) => (Ok(()), Placement::CloneInto),
+        (None, crate::cgroups::Cgroup::None) => (Ok(()), Placement::None),
+        (None, _) => (cgroup.add(pid.as_raw()), Placement::Migrated),
+    };
+    let cgroup_attach_ns = match placement {
+        Placement::Migrated => monotonic_ns().saturating_sub(attach_start),
+        Placement::CloneInto | Placement::None => 0,
+    };
     // Second release: placed, the child may unshare its cgroup namespace and
     // exec. On failure the pipe closes and the child exits.
     let released = placed.is_ok() && nix::unistd::write(&sync_w, b"2").is_ok();
@@ -316,6 +451,8 @@ pub fn launch(
         exit_ns,
         exit_code,
         signal,
+        placement,
+        cgroup_attach_ns,
     })
 }
 

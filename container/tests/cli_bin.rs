@@ -102,6 +102,12 @@ fn lean_binary_runs_and_rejects_bad_input() {
     assert_eq!(r["id"], id("true").as_str());
     assert_eq!(r["exit_code"], 0);
     assert!(r["launcher_peak_rss_kib"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(
+        r["cgroup_attach_ns"].is_u64()
+            && ["clone-into", "migrated", "none"]
+                .contains(&r["cgroup_placement"].as_str().unwrap_or("")),
+        "cgroup placement reported: {r}"
+    );
 
     // The container's status is the launcher's.
     let out = run(&[

@@ -3,26 +3,14 @@
 //! Several containers run at once from threads of this (multi-threaded)
 //! process; then a leak check, in the same test so it runs last.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-use vclab_container::cgroups::CgroupMode;
+use common::{busybox_rootfs, need_root};
+use vclab_container::cgroups::{CgroupMode, Placement};
 use vclab_container::{run, ContainerConfig, Error};
-
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copy /bin/busybox (apt-get install busybox-static)");
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
-    root
-}
 
 fn config(rootfs: &Path, id: String, script: &str) -> ContainerConfig {
     let mut cfg = ContainerConfig::new(rootfs, vec!["/bin/sh".into(), "-c".into(), script.into()]);
@@ -32,10 +20,7 @@ fn config(rootfs: &Path, id: String, script: &str) -> ContainerConfig {
 
 #[test]
 fn run_api_reports_and_cleans_up() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests need root (real namespaces, cgroups and mounts)"
-    );
+    need_root();
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = busybox_rootfs(tmp.path());
     let prefix = format!("api{}-", std::process::id());
@@ -59,6 +44,19 @@ fn run_api_reports_and_cleans_up() {
         if CgroupMode::detect() != CgroupMode::None {
             assert!(r.cpu_usage_ns.is_some_and(|n| n > 0), "{r:?}");
             assert!(r.memory_peak_bytes.is_some_and(|n| n > 0), "{r:?}");
+        }
+        // Production detection: v1 and hybrid hosts migrate (and time it),
+        // pure v2 hosts clone into the cgroup.
+        match CgroupMode::detect() {
+            CgroupMode::V1 | CgroupMode::Hybrid => {
+                assert_eq!(r.cgroup_placement, Placement::Migrated, "{r:?}");
+                assert!(r.cgroup_attach_ns > 0, "{r:?}");
+            }
+            CgroupMode::V2 => {
+                assert_eq!(r.cgroup_placement, Placement::CloneInto, "{r:?}");
+                assert_eq!(r.cgroup_attach_ns, 0, "{r:?}");
+            }
+            CgroupMode::None => assert_eq!(r.cgroup_placement, Placement::None),
         }
     }
 

@@ -2,11 +2,18 @@
 //! created below the launcher's own cgroup for each controller, limits
 //! written before the container runs, usage read after it exits, removed at
 //! the end. Hybrid hosts are treated as v1 for the controllers.
+//!
+//! On cgroup v2 the container is born in its cgroup (`clone3` with
+//! `CLONE_INTO_CGROUP`, [`Cgroup::clone_into_fd`]); v1 controllers cannot do
+//! that, so there the launcher migrates it by writing `cgroup.procs`
+//! ([`Cgroup::add`]), which waits for an RCU grace period (7–11 ms measured for
+//! the first write on the hybrid lab host).
 
 pub mod v1;
 pub mod v2;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,6 +88,55 @@ pub struct Usage {
     pub oom_killed: bool,
 }
 
+/// Where the host's cgroup hierarchies are and which ones the launcher uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The mode: which writer ([`v1`] or [`v2`]) creates the cgroups.
+    pub mode: CgroupMode,
+    /// The root of the unified hierarchy the [`v2`] writer uses (normally
+    /// `/sys/fs/cgroup`). The v1 controllers are found in `/proc/self/mounts`.
+    pub v2_root: PathBuf,
+}
+
+impl Host {
+    /// The running host as [`CgroupMode::detect`] sees it, with the unified
+    /// hierarchy at `/sys/fs/cgroup`. A hybrid host stays hybrid: its v1
+    /// controllers hold the limits.
+    pub fn detect() -> Self {
+        Host {
+            mode: CgroupMode::detect(),
+            v2_root: PathBuf::from(V2_ROOT),
+        }
+    }
+
+    /// The [`v2`] writer on the cgroup2 hierarchy mounted at `root` (for
+    /// instance a hybrid host's `/sys/fs/cgroup/unified`, which has no
+    /// controllers but takes cgroups and `CLONE_INTO_CGROUP`).
+    pub fn v2_at(root: impl Into<PathBuf>) -> Self {
+        Host {
+            mode: CgroupMode::V2,
+            v2_root: root.into(),
+        }
+    }
+}
+
+/// Where a pure v2 host mounts its unified hierarchy.
+pub const V2_ROOT: &str = "/sys/fs/cgroup";
+
+/// How the container's first process got into its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Born in it: `clone3` with `CLONE_INTO_CGROUP` (cgroup v2), no migration.
+    CloneInto,
+    /// Cloned, then migrated by writing its pid to `cgroup.procs` (v1 and
+    /// hybrid controllers, or v2 when the kernel refused `CLONE_INTO_CGROUP`).
+    Migrated,
+    /// No cgroup (rootless without delegation, no cgroup file system).
+    #[default]
+    None,
+}
+
 /// One container's cgroup, in whichever hierarchy the host uses.
 #[derive(Debug)]
 pub enum Cgroup {
@@ -93,11 +149,12 @@ pub enum Cgroup {
 }
 
 impl Cgroup {
-    /// Creates `vclab-<id>` under the launcher's own cgroup and writes
-    /// `limits`. On error, whatever was created is removed again.
-    pub fn create(mode: CgroupMode, id: &str, limits: &Limits) -> Result<Self, Error> {
+    /// Creates `vclab-<id>` under the launcher's own cgroup in the
+    /// hierarchies `host` names and writes `limits`. On error, whatever was
+    /// created is removed again.
+    pub fn create(host: &Host, id: &str, limits: &Limits) -> Result<Self, Error> {
         let name = format!("vclab-{id}");
-        match mode {
+        match host.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => {
                 let mounts = read_small("/proc/self/mounts");
                 let own = read_small("/proc/self/cgroup");
@@ -110,7 +167,7 @@ impl Cgroup {
             }
             CgroupMode::V2 => {
                 let own = read_small("/proc/self/cgroup");
-                let cg = v2::Cgroup::create(Path::new("/sys/fs/cgroup"), &own, &name, limits)?;
+                let cg = v2::Cgroup::create(&host.v2_root, &own, &name, limits)?;
                 if let Err(e) = cg.apply(limits) {
                     let _ = cg.remove();
                     return Err(e);
@@ -118,6 +175,17 @@ impl Cgroup {
                 Ok(Cgroup::V2(cg))
             }
             CgroupMode::None => Ok(Cgroup::None),
+        }
+    }
+
+    /// A directory descriptor for `clone3`'s `CLONE_INTO_CGROUP`: only a v2
+    /// cgroup can take a process at birth. `None` for v1 and hybrid
+    /// controllers, no cgroup, or a directory that cannot be opened (the
+    /// caller then migrates with [`Cgroup::add`], which reports the path).
+    pub fn clone_into_fd(&self) -> Option<OwnedFd> {
+        match self {
+            Cgroup::V2(cg) => cg.open_dir().ok(),
+            Cgroup::V1(_) | Cgroup::None => None,
         }
     }
 
@@ -165,15 +233,15 @@ impl Cgroup {
 /// Whether an unprivileged user may create cgroups here: a pure v2 host
 /// whose cgroup of this process is writable by it (systemd's delegation).
 /// v1 and hybrid hierarchies are never delegated.
-pub fn delegated(mode: CgroupMode) -> bool {
-    if mode != CgroupMode::V2 {
+pub fn delegated(host: &Host) -> bool {
+    if host.mode != CgroupMode::V2 {
         return false;
     }
     let own = read_small("/proc/self/cgroup");
     let Some(path) = own_path(&own, "") else {
         return false;
     };
-    let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let dir = host.v2_root.join(path.trim_start_matches('/'));
     nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
@@ -271,7 +339,7 @@ impl CgroupMode {
     /// Probes the running host from `/proc/self/mounts`.
     pub fn detect() -> Self {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        Self::from_mounts(&mounts, Path::new("/sys/fs/cgroup"))
+        Self::from_mounts(&mounts, Path::new(V2_ROOT))
     }
 
     /// Decides the mode from the text of a mounts table; `root` is the cgroup
@@ -325,6 +393,51 @@ mod tests {
         remove_dir(&d).unwrap();
         assert!(!d.exists());
         remove_dir(&d).unwrap();
+    }
+
+    #[test]
+    fn only_v2_cgroups_take_a_process_at_birth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v2 = Cgroup::V2(v2::Cgroup {
+            dir: tmp.path().into(),
+        });
+        assert!(v2.clone_into_fd().is_some());
+        let gone = Cgroup::V2(v2::Cgroup {
+            dir: tmp.path().join("missing"),
+        });
+        assert!(gone.clone_into_fd().is_none(), "falls back to a migration");
+        let v1 = Cgroup::V1(v1::Cgroup {
+            memory: Some(tmp.path().into()),
+            ..Default::default()
+        });
+        assert!(v1.clone_into_fd().is_none());
+        assert!(Cgroup::None.clone_into_fd().is_none());
+    }
+
+    #[test]
+    fn v2_writer_at_any_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host::v2_at(tmp.path());
+        let cg = Cgroup::create(&host, "t1", &Limits::default()).unwrap();
+        let own = read_small("/proc/self/cgroup");
+        let own = own_path(&own, "").unwrap_or("/");
+        assert_eq!(cg.dirs(), [below(tmp.path(), own, "vclab-t1")]);
+        assert!(cg.dirs()[0].is_dir());
+        cg.remove().unwrap();
+        assert!(!cg.dirs()[0].exists());
+        assert_eq!(Host::detect().v2_root, Path::new(V2_ROOT));
+    }
+
+    #[test]
+    fn placement_names() {
+        let names = [
+            (Placement::CloneInto, "\"clone-into\""),
+            (Placement::Migrated, "\"migrated\""),
+            (Placement::None, "\"none\""),
+        ];
+        for (p, name) in names {
+            assert_eq!(serde_json::to_string(&p).unwrap(), name);
+        }
     }
 
     #[test]

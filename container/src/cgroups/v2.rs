@@ -1,6 +1,7 @@
 //! cgroup v2: one directory in the unified hierarchy below the launcher's own
 //! cgroup. The parent's `cgroup.subtree_control` is read, never changed.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::{below, own_path, read_key, read_u64, write_file, Error, Limits, Usage};
@@ -36,6 +37,17 @@ impl Cgroup {
     /// Writes the limits.
     pub fn apply(&self, limits: &Limits) -> Result<(), Error> {
         write_limits(&self.dir, limits)
+    }
+
+    /// Opens the directory (read-only, close-on-exec) for `clone3`'s
+    /// `CLONE_INTO_CGROUP`.
+    pub fn open_dir(&self) -> std::io::Result<OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.dir)?;
+        Ok(dir.into())
     }
 
     /// Moves `pid` into the cgroup.
