@@ -9,6 +9,10 @@
 //! process's unique prefix, so containers started by other users of the
 //! machine are never mistaken for leaks.
 
+#[path = "../../container/tests/common/mod.rs"]
+mod common;
+
+use common::{busybox_rootfs, manifest_rootfs, show};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -32,35 +36,6 @@ type Check = Result<(), String>;
 /// A named scenario.
 type Scenario = (&'static str, fn(&Ctx) -> Check);
 
-fn cache_dir() -> PathBuf {
-    vclab_vmm::cache::dir()
-}
-
-/// The manifest's rootfs if it exists and holds busybox.
-fn manifest_rootfs() -> Option<PathBuf> {
-    let text = std::fs::read_to_string(cache_dir().join("manifest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let p = PathBuf::from(v["artifacts"]["rootfs"]["path"].as_str()?);
-    p.join("bin/busybox").exists().then_some(p)
-}
-
-/// A busybox rootfs from Debian's busybox-static.
-fn build_busybox_rootfs(dir: &Path) {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copy /bin/busybox (apt-get install busybox-static)");
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
-    for d in ["proc", "sys", "dev", "tmp", "etc", "root"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-}
-
 fn setup() -> Ctx {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -68,8 +43,7 @@ fn setup() -> Ctx {
     );
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let public_rootfs = tmp.path().join("busybox-rootfs");
-    build_busybox_rootfs(&public_rootfs);
+    let public_rootfs = busybox_rootfs(tmp.path());
     let rootfs = manifest_rootfs().unwrap_or_else(|| public_rootfs.clone());
     Ctx {
         prefix: format!("t{}-", std::process::id()),
@@ -120,15 +94,6 @@ fn report(out: &Output) -> Result<serde_json::Value, String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().ok_or("no stdout")?;
     serde_json::from_str(last).map_err(|e| format!("last line {last:?} is not JSON: {e}"))
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}, stdout {:?}, stderr {:?}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn expect(cond: bool, what: &str, out: &Output) -> Check {

@@ -164,13 +164,5 @@ fn v2_clone_into_cgroup_and_fallback() {
         "cgroups left: {}",
         String::from_utf8_lossy(&cg.stdout)
     );
-    let state: Vec<_> = std::fs::read_dir("/run/vclab")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(state.is_empty(), "state left: {state:?}");
+    common::assert_nothing_left(&prefix);
 }

@@ -3,44 +3,13 @@
 //! here when the cache has none), exit codes, the JSON report, bad input as
 //! one `vclab: ...` line, then a leak check, in one test so it runs last.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{busybox_rootfs, manifest_rootfs, show};
+
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vclab-container");
-
-/// The artifact cache: `$VCLAB_CACHE`, else `$XDG_CACHE_HOME/vclab`, else
-/// `~/.cache/vclab` (the rule of DESIGN.md).
-fn cache_dir() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(d) = var("VCLAB_CACHE") {
-        return d.into();
-    }
-    if let Some(d) = var("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("vclab");
-    }
-    PathBuf::from(var("HOME").unwrap_or_else(|| "/root".into())).join(".cache/vclab")
-}
-
-/// The manifest's rootfs if it exists and holds busybox.
-fn manifest_rootfs() -> Option<PathBuf> {
-    let text = std::fs::read_to_string(cache_dir().join("manifest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let p = PathBuf::from(v["artifacts"]["rootfs"]["path"].as_str()?);
-    p.join("bin/busybox").exists().then_some(p)
-}
-
-/// A busybox rootfs from Debian's busybox-static.
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copy /bin/busybox (apt-get install busybox-static)");
-    for applet in ["sh", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    root
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -48,15 +17,6 @@ fn run(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("spawn vclab-container")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}, stdout {:?}, stderr {:?}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// One `vclab: ...` line on stderr naming `needle`, nothing on stdout.
@@ -160,24 +120,5 @@ fn lean_binary_runs_and_rejects_bad_input() {
         "no-such-xyz",
     );
 
-    // Leak check: nothing of this test remains.
-    let left: Vec<_> = std::fs::read_dir("/run/vclab")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "state left: {left:?}");
-    let cg = Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name"])
-        .arg(format!("vclab-{prefix}*"))
-        .output()
-        .unwrap();
-    assert!(
-        cg.stdout.is_empty(),
-        "cgroups left: {}",
-        String::from_utf8_lossy(&cg.stdout)
-    );
+    common::assert_nothing_left(&prefix);
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{busybox_rootfs, need_root};
 use vclab_container::cgroups::{CgroupMode, Placement};
@@ -80,26 +79,5 @@ fn run_api_reports_and_cleans_up() {
     assert!(matches!(err, Error::Process(_)), "{err}");
     assert!(err.to_string().contains("/bin/busybox/nope"), "{err}");
 
-    // Leak check: nothing of this test remains.
-    let state: Vec<_> = std::fs::read_dir("/run/vclab")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(state.is_empty(), "state left: {state:?}");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!mounts.contains(&prefix), "mounts left");
-    let cg = Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name"])
-        .arg(format!("vclab-{prefix}*"))
-        .output()
-        .unwrap();
-    assert!(
-        cg.stdout.is_empty(),
-        "cgroups left: {}",
-        String::from_utf8_lossy(&cg.stdout)
-    );
+    common::assert_nothing_left(&prefix);
 }
