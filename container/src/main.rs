@@ -1,7 +1,7 @@
 //! `vclab-container`: the lean container launcher binary. It is the same
 //! launcher as `vclab container run` ([`vclab_container::cli`]) without the
-//! rest of the lab's CLI, so its own memory stays small (about 1 MiB peak RSS
-//! when linked statically; see DESIGN.md).
+//! rest of the lab's CLI, so its own memory stays small (1.75 MB peak RSS for
+//! `/bin/true` as `scripts/build-static.sh` builds it; see DESIGN.md).
 
 fn main() {
     let code = vclab_container::cli::main("vclab-container", std::env::args_os().skip(1));

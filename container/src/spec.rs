@@ -1,4 +1,5 @@
-//! OCI runtime bundles: `config.json` mapped onto a [`ContainerConfig`].
+//! OCI runtime bundles: `config.json` (parsed with oci-spec) mapped onto a
+//! [`ContainerConfig`](crate::ContainerConfig).
 //!
 //! Supported: root (path, readonly), process (args, env, cwd, user,
 //! capabilities, noNewPrivileges), hostname, linux.namespaces (pid, mount,
@@ -6,16 +7,10 @@
 //! cpu.quota/period, pids.limit), maskedPaths, readonlyPaths. The standard
 //! /proc, /sys, /dev mounts are always made; other `mounts` entries, hooks,
 //! seccomp and terminal mode are not supported.
-//!
-//! The file is read into the small serde structs below, which hold only the
-//! fields the launcher maps; other fields are ignored, as a runtime ignores
-//! what it does not implement. (A full OCI model such as the oci-spec crate
-//! would double the lean `vclab-container` binary and most of its resident
-//! memory: it brings regex and a deserializer for every field of the spec.)
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::caps::CapSet;
 use crate::cgroups::Limits;
@@ -60,134 +55,13 @@ pub enum Error {
     },
 }
 
-// The subset of the OCI runtime spec (config.json) that is mapped. Field
-// names follow the spec (camelCase); absent optional fields default as in
-// the spec.
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Spec {
-    #[serde(rename = "ociVersion")]
-    _oci_version: String,
-    root: Option<Root>,
-    process: Option<Process>,
-    hostname: Option<String>,
-    linux: Option<Linux>,
-}
-
-#[derive(Deserialize)]
-struct Root {
-    path: PathBuf,
-    readonly: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Process {
-    terminal: Option<bool>,
-    #[serde(default)]
-    user: User,
-    args: Option<Vec<String>>,
-    env: Option<Vec<String>>,
-    cwd: String,
-    capabilities: Option<Capabilities>,
-    no_new_privileges: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct User {
-    #[serde(default)]
-    uid: u32,
-    #[serde(default)]
-    gid: u32,
-    additional_gids: Option<Vec<u32>>,
-}
-
-#[derive(Deserialize)]
-struct Capabilities {
-    bounding: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Linux {
-    namespaces: Option<Vec<LinuxNamespace>>,
-    resources: Option<Resources>,
-    masked_paths: Option<Vec<String>>,
-    readonly_paths: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct LinuxNamespace {
-    #[serde(rename = "type")]
-    typ: NamespaceType,
-    path: Option<PathBuf>,
-}
-
-/// The namespace types of the spec.
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum NamespaceType {
-    Pid,
-    Network,
-    Mount,
-    Ipc,
-    Uts,
-    User,
-    Cgroup,
-    Time,
-}
-
-impl NamespaceType {
-    /// The spec's name of the type.
-    fn name(self) -> &'static str {
-        match self {
-            NamespaceType::Pid => "pid",
-            NamespaceType::Network => "network",
-            NamespaceType::Mount => "mount",
-            NamespaceType::Ipc => "ipc",
-            NamespaceType::Uts => "uts",
-            NamespaceType::User => "user",
-            NamespaceType::Cgroup => "cgroup",
-            NamespaceType::Time => "time",
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct Resources {
-    memory: Option<MemoryResources>,
-    cpu: Option<CpuResources>,
-    pids: Option<PidsResources>,
-}
-
-#[derive(Deserialize)]
-struct MemoryResources {
-    limit: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct CpuResources {
-    quota: Option<i64>,
-    period: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PidsResources {
-    #[serde(default)]
-    limit: i64,
-}
-
 /// Loads `<bundle>/config.json` and maps it.
 pub fn load_bundle(bundle: &Path) -> Result<ContainerConfig, Error> {
     let path = bundle.join("config.json");
-    let load_err = |reason: String| Error::Load {
+    let spec = Spec::load(&path).map_err(|e| Error::Load {
         path: path.clone(),
-        reason,
-    };
-    let bytes = std::fs::read(&path).map_err(|e| load_err(e.to_string()))?;
-    let spec: Spec = serde_json::from_slice(&bytes).map_err(|e| load_err(e.to_string()))?;
+        reason: e.to_string(),
+    })?;
     from_spec(&spec, bundle, &path)
 }
 
@@ -200,106 +74,111 @@ fn unsupported(path: &Path, what: impl Into<String>) -> Error {
 
 /// Maps a parsed spec; `bundle` resolves a relative root path, `path` names
 /// the file in messages.
-fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerConfig, Error> {
+pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerConfig, Error> {
     let missing = |field| Error::Missing {
         path: path.to_path_buf(),
         field,
     };
-    let root = spec.root.as_ref().ok_or_else(|| missing("root"))?;
-    let rootfs = if root.path.is_absolute() {
-        root.path.clone()
+    let root = spec.root().as_ref().ok_or_else(|| missing("root"))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
     } else {
-        bundle.join(&root.path)
+        bundle.join(root.path())
     };
-    let process = spec.process.as_ref().ok_or_else(|| missing("process"))?;
-    if process.terminal.unwrap_or(false) {
+    let process = spec.process().as_ref().ok_or_else(|| missing("process"))?;
+    if process.terminal().unwrap_or(false) {
         return Err(unsupported(
             path,
             "process.terminal = true (set it to false)",
         ));
     }
-    let args = process.args.clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         return Err(missing("process.args"));
     }
     let mut cfg = ContainerConfig::new(rootfs, args);
-    cfg.read_only = root.readonly.unwrap_or(false);
-    cfg.env = process.env.clone().unwrap_or_default();
-    cfg.cwd = process.cwd.clone();
-    cfg.uid = process.user.uid;
-    cfg.gid = process.user.gid;
-    cfg.additional_gids = process.user.additional_gids.clone().unwrap_or_default();
-    cfg.no_new_privileges = process.no_new_privileges.unwrap_or(false);
-    cfg.hostname = spec.hostname.clone();
-    cfg.capabilities = match &process.capabilities {
-        Some(caps) => {
-            CapSet::from_names(caps.bounding.iter().flatten()).map_err(|source| Error::Caps {
-                path: path.to_path_buf(),
-                source,
-            })?
-        }
-        None => CapSet(0),
-    };
-    let Some(linux) = &spec.linux else {
+    cfg.read_only = root.readonly().unwrap_or(false);
+    cfg.env = process.env().clone().unwrap_or_default();
+    cfg.cwd = process.cwd().to_string_lossy().into_owned();
+    cfg.uid = process.user().uid();
+    cfg.gid = process.user().gid();
+    cfg.additional_gids = process.user().additional_gids().clone().unwrap_or_default();
+    cfg.no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    cfg.hostname = spec.hostname().clone();
+    if let Some(caps) = process.capabilities() {
+        let names: Vec<String> = caps
+            .bounding()
+            .iter()
+            .flatten()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        cfg.capabilities = CapSet::from_names(&names).map_err(|source| Error::Caps {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    } else {
+        cfg.capabilities = CapSet(0);
+    }
+    let Some(linux) = spec.linux() else {
         cfg.namespaces = Vec::new();
         return Ok(cfg);
     };
-    if let Some(list) = &linux.namespaces {
+    if let Some(list) = linux.namespaces() {
         let mut nss = Vec::with_capacity(list.len());
         for ns in list {
-            if ns.path.is_some() {
+            if ns.path().is_some() {
                 return Err(unsupported(
                     path,
-                    format!("joining an existing {} namespace (path)", ns.typ.name()),
+                    format!("joining an existing {} namespace (path)", ns.typ()),
                 ));
             }
-            let name = match ns.typ {
-                NamespaceType::Pid => Namespace::Pid,
-                NamespaceType::Mount => Namespace::Mount,
-                NamespaceType::Uts => Namespace::Uts,
-                NamespaceType::Ipc => Namespace::Ipc,
-                NamespaceType::Network => Namespace::Network,
-                NamespaceType::Cgroup => Namespace::Cgroup,
-                NamespaceType::User => {
+            nss.push(match ns.typ() {
+                LinuxNamespaceType::Pid => Namespace::Pid,
+                LinuxNamespaceType::Mount => Namespace::Mount,
+                LinuxNamespaceType::Uts => Namespace::Uts,
+                LinuxNamespaceType::Ipc => Namespace::Ipc,
+                LinuxNamespaceType::Network => Namespace::Network,
+                LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+                LinuxNamespaceType::User => {
                     return Err(unsupported(
                         path,
                         "a user namespace in config.json (run vclab as a non-root user for rootless mode)",
                     ))
                 }
-                NamespaceType::Time => return Err(unsupported(path, "the time namespace")),
-            };
-            nss.push(name);
+                LinuxNamespaceType::Time => return Err(unsupported(path, "the time namespace")),
+            });
         }
         if !nss.contains(&Namespace::Mount) {
             return Err(unsupported(path, "running without a mount namespace"));
         }
         cfg.namespaces = nss;
     }
-    if let Some(res) = &linux.resources {
+    if let Some(res) = linux.resources() {
         let mut limits = Limits {
             cpu_period_us: CPU_PERIOD_US,
             ..Limits::default()
         };
-        if let Some(m) = res.memory.as_ref().and_then(|m| m.limit) {
+        if let Some(m) = res.memory().as_ref().and_then(|m| m.limit()) {
             limits.memory_bytes = (m > 0).then_some(m as u64);
         }
-        if let Some(cpu) = &res.cpu {
-            if let Some(q) = cpu.quota {
+        if let Some(cpu) = res.cpu() {
+            if let Some(q) = cpu.quota() {
                 limits.cpu_quota_us = (q > 0).then_some(q as u64);
             }
-            if let Some(p) = cpu.period {
+            if let Some(p) = cpu.period() {
                 limits.cpu_period_us = p;
             }
         }
-        if let Some(p) = &res.pids {
-            limits.pids = (p.limit > 0).then_some(p.limit as u64);
+        if let Some(p) = res.pids() {
+            limits.pids = (p.limit() > 0).then_some(p.limit() as u64);
         }
         cfg.limits = limits;
     }
-    if let Some(m) = &linux.masked_paths {
+    if let Some(m) = linux.masked_paths() {
         cfg.masked_paths = m.clone();
     }
-    if let Some(r) = &linux.readonly_paths {
+    if let Some(r) = linux.readonly_paths() {
         cfg.readonly_paths = r.clone();
     }
     Ok(cfg)
@@ -315,10 +194,9 @@ mod tests {
         tmp
     }
 
-    /// The default spec the oci-spec crate builds (runc spec's equivalent),
-    /// tweaked: a cross-check that the small model reads a full spec.
+    /// The default spec oci-spec builds (runc spec's equivalent), tweaked.
     fn default_json(tweak: impl FnOnce(&mut serde_json::Value)) -> String {
-        let mut v = serde_json::to_value(oci_spec::runtime::Spec::default()).unwrap();
+        let mut v = serde_json::to_value(Spec::default()).unwrap();
         tweak(&mut v);
         v.to_string()
     }
