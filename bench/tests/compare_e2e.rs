@@ -94,6 +94,21 @@ fn quick_compare_end_to_end() {
                         let want = bare_sum.get_or_insert_with(|| sum.clone());
                         assert_eq!(&sum, want, "{row} {kernel} checksum differs from bare");
                         assert!(s["peak_rss_kib"].as_u64().unwrap() > 0, "{row} {kernel}");
+                        if *row == "container" {
+                            // The launcher's report says how it placed the container in
+                            // its cgroup; the move happens before the exec, so within the start.
+                            let placement = s["cgroup_placement"].as_str().unwrap_or("");
+                            assert!(
+                                ["clone-into", "migrated", "none"].contains(&placement),
+                                "{row} {kernel}: cgroup_placement {placement:?}"
+                            );
+                            let attach = s["cgroup_attach_ms"].as_f64().expect("cgroup_attach_ms");
+                            let start = s["start_latency_ms"].as_f64().unwrap();
+                            assert!(
+                                (0.0..start).contains(&attach),
+                                "{row} {kernel}: cgroup attach {attach} ms, start {start} ms"
+                            );
+                        }
                     }
                 }
                 "skipped" | "failed" => {

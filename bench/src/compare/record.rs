@@ -98,6 +98,13 @@ pub struct Case {
     pub summary: Option<CaseSummary>,
 }
 
+/// `cgroup_placement`: born in the cgroup (cgroup v2 `clone3` with `CLONE_INTO_CGROUP`).
+pub const PLACEMENT_CLONE_INTO: &str = "clone-into";
+/// `cgroup_placement`: cloned, then moved by writing its pid to `cgroup.procs`.
+pub const PLACEMENT_MIGRATED: &str = "migrated";
+/// `cgroup_placement` of a case whose runs reported different placements.
+pub const PLACEMENT_MIXED: &str = "mixed";
+
 /// One measured run (flat; units in the field names).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Sample {
@@ -124,6 +131,16 @@ pub struct Sample {
     pub cpu_user_ms: f64,
     /// System CPU time of the runtime and everything it started, milliseconds.
     pub cpu_sys_ms: f64,
+    /// How the vclab launcher put the container into its cgroup (`clone-into`,
+    /// `migrated` or `none`; its report's `cgroup_placement`). Absent for
+    /// other rows and for launchers that did not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_placement: Option<String>,
+    /// Time the vclab launcher spent moving the container into its cgroup
+    /// (writing `cgroup.procs`; its report's `cgroup_attach_ns`), milliseconds;
+    /// 0 when it was born there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_attach_ms: Option<f64>,
 }
 
 /// Summaries of one case, plus its comparisons.
@@ -145,6 +162,14 @@ pub struct CaseSummary {
     pub cpu_time_ms: Option<Summary>,
     /// CPU time the runtime adds over the bare workload, ms.
     pub cpu_overhead_ms: Option<Summary>,
+    /// How the runs' containers got into their cgroup: the `cgroup_placement`
+    /// they all reported, or `mixed` (vclab launcher row only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_placement: Option<String>,
+    /// The launcher's cgroup migration time, ms, over the runs that migrated
+    /// (see [`Sample::cgroup_attach_ms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_attach_ms: Option<Summary>,
     /// Indices of runs whose start latency (else total time) is a MAD outlier.
     pub outlier_runs: Vec<usize>,
     /// Score ratio to bare (1.0 = no CPU overhead).

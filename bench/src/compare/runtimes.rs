@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::measure::Observed;
 use super::oci::{Bundle, OciRuntime};
 use super::record::{Sample, WorkloadSpec};
@@ -311,6 +313,32 @@ fn vm_failure(report: Option<&vclab_vmm::VmReport>, obs: &Observed) -> String {
     }
 }
 
+/// The cgroup fields of the vclab launcher's `--json` report (its last stdout
+/// line; `RunReport` in `container/src/lib.rs`). Read apart from the rest of
+/// the report so that older reports, which lack both, still give a sample.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+struct LauncherCgroup {
+    /// `clone-into`, `migrated` or `none`.
+    cgroup_placement: Option<String>,
+    /// Time spent writing the child's pid to `cgroup.procs`, ns.
+    cgroup_attach_ns: Option<u64>,
+}
+
+impl LauncherCgroup {
+    /// The fields of `last_line`; none when it is not a JSON object.
+    fn parse(last_line: Option<&str>) -> Self {
+        last_line
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps them in `s`.
+    fn fill(self, s: &mut Sample) {
+        s.cgroup_placement = self.cgroup_placement;
+        s.cgroup_attach_ms = self.cgroup_attach_ns.map(|ns| ns as f64 / 1e6);
+    }
+}
+
 /// One prepared launch: the command line plus what must be cleaned up after it.
 pub struct Launch {
     /// The command to observe.
@@ -583,6 +611,9 @@ impl Runtime {
                     s.start_latency_ms =
                         Some((line.start_monotonic_ns - obs.launch_monotonic_ns) as f64 / 1e6);
                 }
+                if self.kind == Kind::Container {
+                    LauncherCgroup::parse(obs.last_line()).fill(&mut s);
+                }
             }
             Kind::MicrovmUnikernel | Kind::MicrovmLinux | Kind::VmDistro => {
                 let report = vm_report::parse(obs.last_line()).ok_or_else(|| {
@@ -675,6 +706,66 @@ mod tests {
         );
         env.vclab = PathBuf::from("vclab");
         assert_eq!(argv(env.vmm_argv()), ["vclab", "vm", "run"]);
+    }
+
+    const WORKLOAD: &str = "{\"kernel\":\"cpu\",\"size\":4096,\"iterations\":2,\"seed\":1,\"checksum\":\"ab12\",\"ops\":8192,\"elapsed_ns\":1000000,\"start_monotonic_ns\":5000000}";
+
+    /// A container row's run: the workload's line, then the launcher's report.
+    fn container_run(kind: Kind, report: &str) -> Result<Sample, String> {
+        let spec = WorkloadSpec {
+            kernel: "cpu".into(),
+            size: 4096,
+            iterations: 2,
+            seed: 1,
+        };
+        let obs = Observed {
+            launch_monotonic_ns: 1_000_000,
+            total: Duration::from_millis(30),
+            lines: vec![
+                (Duration::from_millis(5), WORKLOAD.into()),
+                (Duration::from_millis(29), report.into()),
+            ],
+            ..Observed::default()
+        };
+        let rt = Runtime {
+            name: "container",
+            kind,
+            skip: None,
+            linux_boot: false,
+        };
+        rt.interpret(&obs, &spec)
+    }
+
+    #[test]
+    fn the_launchers_cgroup_attach_is_kept() {
+        let report = r#"{"id":"x","cgroup_mode":"hybrid","rootless":false,"start_monotonic_ns":1200000,"exec_monotonic_ns":4900000,"cgroup_placement":"migrated","cgroup_attach_ns":12345678,"exit_monotonic_ns":9000000,"exit_code":0,"signal":null,"oom_killed":false}"#;
+        let s = container_run(Kind::Container, report).unwrap();
+        assert_eq!(s.start_latency_ms, Some(4.0));
+        assert_eq!(s.cgroup_placement.as_deref(), Some("migrated"));
+        assert_eq!(s.cgroup_attach_ms, Some(12.345678));
+
+        let born = report
+            .replace("\"migrated\"", "\"clone-into\"")
+            .replace("12345678", "0");
+        let s = container_run(Kind::Container, &born).unwrap();
+        assert_eq!(s.cgroup_placement.as_deref(), Some("clone-into"));
+        assert_eq!(s.cgroup_attach_ms, Some(0.0));
+    }
+
+    #[test]
+    fn older_reports_and_other_rows_have_no_cgroup_attach() {
+        // A launcher from before cgroup_placement and cgroup_attach_ns.
+        let old = r#"{"id":"x","cgroup_mode":"hybrid","rootless":false,"start_monotonic_ns":1200000,"exec_monotonic_ns":4900000,"exit_monotonic_ns":9000000,"exit_code":0,"signal":null,"oom_killed":false}"#;
+        let s = container_run(Kind::Container, old).unwrap();
+        assert_eq!(s.start_latency_ms, Some(4.0));
+        assert_eq!((s.cgroup_placement, s.cgroup_attach_ms), (None, None));
+        // No report at all (the workload's line is the last one).
+        let s = container_run(Kind::Container, WORKLOAD).unwrap();
+        assert_eq!((s.cgroup_placement, s.cgroup_attach_ms), (None, None));
+        // crun prints no report: nothing is read from its output.
+        let report = r#"{"cgroup_placement":"migrated","cgroup_attach_ns":5000000}"#;
+        let s = container_run(Kind::Crun, report).unwrap();
+        assert_eq!((s.cgroup_placement, s.cgroup_attach_ms), (None, None));
     }
 
     #[test]

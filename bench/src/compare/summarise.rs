@@ -3,7 +3,9 @@
 //! writes only the [`Results`] record.
 
 use super::outliers::outlier_indices;
-use super::record::{Case, CaseSummary, Results, Sample, Status};
+use super::record::{
+    Case, CaseSummary, Results, Sample, Status, PLACEMENT_MIGRATED, PLACEMENT_MIXED,
+};
 use super::stats::{ratio, summary_ratio, Summary};
 
 const KIB_PER_MIB: f64 = 1024.0;
@@ -27,6 +29,25 @@ fn cpu_ms(s: &Sample) -> f64 {
     s.cpu_user_ms + s.cpu_sys_ms
 }
 
+/// The placement every run that reported one reported, else `mixed`.
+fn placement(samples: &[Sample]) -> Option<String> {
+    let mut seen = samples.iter().filter_map(|s| s.cgroup_placement.as_deref());
+    let first = seen.next()?;
+    Some(if seen.all(|p| p == first) {
+        first.to_string()
+    } else {
+        PLACEMENT_MIXED.to_string()
+    })
+}
+
+/// The cgroup migration time of a run that migrated (or did not say how it was placed).
+fn attach_ms(s: &Sample) -> Option<f64> {
+    match s.cgroup_placement.as_deref() {
+        None | Some(PLACEMENT_MIGRATED) => s.cgroup_attach_ms,
+        Some(_) => None,
+    }
+}
+
 /// Summarises one case's own samples; `bare` is the bare case of the same kernel, if measured.
 fn summarise_own(samples: &[Sample], bare: Option<&CaseSummary>) -> CaseSummary {
     let bare_rss = bare.and_then(|b| b.peak_rss_mib).map(|s| s.median);
@@ -48,6 +69,8 @@ fn summarise_own(samples: &[Sample], bare: Option<&CaseSummary>) -> CaseSummary 
         }),
         cpu_time_ms: col(samples, |s| Some(cpu_ms(s))),
         cpu_overhead_ms: col(samples, |s| Some(cpu_ms(s) - bare_cpu?)),
+        cgroup_placement: placement(samples),
+        cgroup_attach_ms: col(samples, attach_ms),
         outlier_runs,
         score_vs_bare: None,
         start_vs_peer: None,
@@ -166,5 +189,46 @@ mod tests {
         assert_eq!(c.peer.as_deref(), Some("crun"));
         let b = r.case("bare", "cpu").unwrap().summary.as_ref().unwrap();
         assert_eq!(b.memory_overhead_mib.unwrap().median, 0.0);
+        assert_eq!(c.cgroup_placement, None);
+        assert_eq!(c.cgroup_attach_ms, None);
+    }
+
+    fn placed(placement: Option<&str>, attach_ms: Option<f64>) -> Sample {
+        Sample {
+            cgroup_placement: placement.map(str::to_string),
+            cgroup_attach_ms: attach_ms,
+            ..sample(4.0, 3072, 12.0, 50.0)
+        }
+    }
+
+    #[test]
+    fn cgroup_attach_over_the_runs_that_migrated() {
+        let migrated = [
+            placed(Some("migrated"), Some(12.0)),
+            placed(Some("migrated"), Some(4.0)),
+            placed(Some("migrated"), Some(15.0)),
+        ];
+        let s = summarise_own(&migrated, None);
+        assert_eq!(s.cgroup_placement.as_deref(), Some("migrated"));
+        let a = s.cgroup_attach_ms.unwrap();
+        assert_eq!((a.median, a.min, a.max, a.n), (12.0, 4.0, 15.0, 3));
+
+        let born = vec![placed(Some("clone-into"), Some(0.0)); 2];
+        let s = summarise_own(&born, None);
+        assert_eq!(s.cgroup_placement.as_deref(), Some("clone-into"));
+        assert_eq!(s.cgroup_attach_ms, None);
+
+        let mixed = [
+            placed(Some("clone-into"), Some(0.0)),
+            placed(Some("migrated"), Some(9.0)),
+        ];
+        let s = summarise_own(&mixed, None);
+        assert_eq!(s.cgroup_placement.as_deref(), Some("mixed"));
+        assert_eq!(s.cgroup_attach_ms.unwrap().n, 1);
+
+        // Older launchers reported neither.
+        let old = vec![placed(None, None); 2];
+        let s = summarise_own(&old, None);
+        assert_eq!((s.cgroup_placement, s.cgroup_attach_ms), (None, None));
     }
 }

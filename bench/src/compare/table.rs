@@ -2,7 +2,7 @@
 //! renderers all draw it from here, so they always agree.
 
 use super::export::fmt_opt;
-use super::record::{Case, Status};
+use super::record::{Case, CaseSummary, Status, PLACEMENT_CLONE_INTO};
 use super::stats::{Ratio, Summary};
 
 /// Column titles.
@@ -41,6 +41,28 @@ fn ratio(r: Option<Ratio>) -> String {
     r.map_or_else(String::new, |r| format!("{:.2} ± {:.2}", r.value, r.error))
 }
 
+/// Where the vclab launcher's start went on cgroups, for the row's note: the
+/// migration time when its runs were moved into their cgroup (`runs`: the
+/// case's run count), or that they were born there.
+pub fn cgroup_note(s: &CaseSummary, runs: usize) -> Option<String> {
+    if let Some(a) = s.cgroup_attach_ms {
+        let of = if a.n < runs {
+            format!(" in {} of {runs} runs", a.n)
+        } else {
+            String::new()
+        };
+        return Some(format!(
+            "cgroup attach {:.1} ms ({:.1}–{:.1}) of the start{of}: writing the pid to cgroup.procs \
+             waits for an RCU grace period; crun pays the same on cgroup v1, and on cgroup v2 vclab \
+             starts the process inside its cgroup (clone3 CLONE_INTO_CGROUP)",
+            a.median, a.min, a.max
+        ));
+    }
+    (s.cgroup_placement.as_deref() == Some(PLACEMENT_CLONE_INTO)).then(|| {
+        "born in its cgroup (clone3 CLONE_INTO_CGROUP): no cgroup migration in the start".into()
+    })
+}
+
 /// The cells of one case's line.
 pub fn cells(c: &Case) -> Vec<String> {
     let s = c.summary.as_ref();
@@ -60,6 +82,7 @@ pub fn cells(c: &Case) -> Vec<String> {
         if !s.outlier_runs.is_empty() {
             note.push(format!("{} outlier run(s)", s.outlier_runs.len()));
         }
+        note.extend(cgroup_note(s, c.samples.len()));
     }
     let peer = s.and_then(|s| {
         s.start_vs_peer.map(|_| {
@@ -130,4 +153,72 @@ pub fn skipped_lines(r: &super::record::Results) -> Vec<(String, String, String)
     out.into_iter()
         .map(|(rt, k, why)| (rt, k.join(", "), why))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(placement: Option<&str>, attach: &[f64]) -> CaseSummary {
+        CaseSummary {
+            start_latency_ms: None,
+            total_ms: None,
+            score_ops_per_s: None,
+            peak_rss_mib: None,
+            peak_pss_mib: None,
+            memory_overhead_mib: None,
+            cpu_time_ms: None,
+            cpu_overhead_ms: None,
+            cgroup_placement: placement.map(str::to_string),
+            cgroup_attach_ms: Summary::of(attach),
+            outlier_runs: vec![],
+            score_vs_bare: None,
+            start_vs_peer: None,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn cgroup_note_gives_the_attach_time_or_the_placement() {
+        let migrated = summary(Some("migrated"), &[12.34, 4.06, 15.0]);
+        assert_eq!(
+            cgroup_note(&migrated, 3).as_deref(),
+            Some(
+                "cgroup attach 12.3 ms (4.1–15.0) of the start: writing the pid to cgroup.procs \
+                 waits for an RCU grace period; crun pays the same on cgroup v1, and on cgroup v2 \
+                 vclab starts the process inside its cgroup (clone3 CLONE_INTO_CGROUP)"
+            )
+        );
+        let mixed = summary(Some("mixed"), &[9.0]);
+        assert!(cgroup_note(&mixed, 2)
+            .unwrap()
+            .starts_with("cgroup attach 9.0 ms (9.0–9.0) of the start in 1 of 2 runs:"));
+        assert_eq!(
+            cgroup_note(&summary(Some("clone-into"), &[]), 3).as_deref(),
+            Some("born in its cgroup (clone3 CLONE_INTO_CGROUP): no cgroup migration in the start")
+        );
+        assert_eq!(cgroup_note(&summary(Some("none"), &[]), 3), None);
+        assert_eq!(cgroup_note(&summary(None, &[]), 3), None);
+    }
+
+    #[test]
+    fn the_note_cell_carries_the_cgroup_attach() {
+        let c = Case {
+            runtime: "container".into(),
+            kernel: "cpu".into(),
+            status: Status::Measured,
+            reason: None,
+            start_marker: None,
+            samples: vec![Default::default(); 3],
+            summary: Some(CaseSummary {
+                outlier_runs: vec![1],
+                ..summary(Some("migrated"), &[7.0, 8.0, 9.0])
+            }),
+        };
+        let note = cells(&c).pop().unwrap();
+        assert!(
+            note.starts_with("1 outlier run(s); cgroup attach 8.0 ms (7.0–9.0) of the start:"),
+            "{note}"
+        );
+    }
 }
