@@ -6,15 +6,13 @@
 //! the report's `origin_monotonic_ns`. Linux boots are left out (minutes each
 //! on kvm_pvm). A bench whose artifact is missing prints why and is skipped.
 
-#[path = "../src/artifacts.rs"]
-#[allow(dead_code)]
-mod artifacts;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use vclab_vmm::cache::{self, Manifest};
+use vclab_vmm::VmReport;
 
 const VCLAB: &str = env!("CARGO_BIN_EXE_vclab");
 /// The VMM alone (same code as `vclab vm run`, without the CLI around it).
@@ -23,7 +21,7 @@ const VMM: &str = env!("CARGO_BIN_EXE_vclab-vmm");
 const TINY: &str = "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.seed=1";
 
 fn artifact(name: &str) -> Option<PathBuf> {
-    let found = artifacts::Manifest::load().and_then(|m| m.path(name));
+    let found = Manifest::load(&cache::dir()).and_then(|m| m.path(name));
     match found {
         Ok(p) if p.exists() => Some(p),
         Ok(p) => {
@@ -123,21 +121,21 @@ fn spawn_to_phases(kernel: &std::path::Path) -> Result<(Duration, Duration), Str
         .map_err(|e| format!("cannot run {VMM}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().ok_or("vclab-vmm printed no report")?;
-    let report: serde_json::Value =
+    let report: VmReport =
         serde_json::from_str(last).map_err(|e| format!("bad report line {last:?}: {e}"))?;
-    let field = |name: &str| {
-        report[name]
-            .as_u64()
-            .ok_or_else(|| format!("the report has no {name}: {last}"))
-    };
-    let origin = field("origin_monotonic_ns")?;
-    let since_spawn = |name: &str| -> Result<Duration, String> {
-        let at = origin + field(name)?;
+    let origin = report
+        .origin_monotonic_ns
+        .ok_or_else(|| format!("the report has no origin_monotonic_ns: {last}"))?;
+    let since_spawn = |name: &str, phase: Option<u64>| -> Result<Duration, String> {
+        let at = origin + phase.ok_or_else(|| format!("the report has no {name}: {last}"))?;
         at.checked_sub(t0)
             .map(Duration::from_nanos)
             .ok_or_else(|| format!("{name} is before the spawn"))
     };
-    Ok((since_spawn("first_run_ns")?, since_spawn("guest_ready_ns")?))
+    Ok((
+        since_spawn("first_run_ns", report.first_run_ns)?,
+        since_spawn("guest_ready_ns", report.guest_ready_ns)?,
+    ))
 }
 
 fn vmm_setup(c: &mut Criterion) {

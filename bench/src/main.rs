@@ -2,7 +2,6 @@
 //! module; `main` only parses, dispatches, prints the error chain and sets the
 //! exit code.
 
-mod artifacts;
 mod compare;
 mod container_cmd;
 mod host;

@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use serde_json::Value;
+use vclab_vmm::cache::{self, Manifest};
 
 const ROWS: &[&str] = &[
     "bare",
@@ -24,22 +25,8 @@ const KERNELS: &[&str] = &["cpu", "mem-bw", "mem-lat"];
 
 /// The artifact names the cache manifest lists (same lookup as vclab's).
 fn cached_artifacts() -> Vec<String> {
-    let dir = std::env::var_os("VCLAB_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").map(|x| std::path::Path::new(&x).join("vclab"))
-        })
-        .unwrap_or_else(|| {
-            std::path::Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/vclab")
-        });
-    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
-        return Vec::new();
-    };
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    v["artifacts"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
+    Manifest::load(&cache::dir())
+        .map(|m| m.artifacts.into_keys().collect())
         .unwrap_or_default()
 }
 

@@ -6,13 +6,14 @@
 //! else `~/.cache/vclab`. Build it first with `scripts/guest-images.sh all` (`scripts/test.sh`
 //! does).
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use vclab_vmm::cache::{self, Artifact, Manifest};
 
 /// Every artifact DESIGN.md names, except the unikernel (see [`expected_artifacts`]).
 const ARTIFACTS: [&str; 6] = [
@@ -32,7 +33,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn cache_dir() -> PathBuf {
-    vclab_vmm::cache::dir()
+    cache::dir()
 }
 
 /// The names the manifest must hold: all of DESIGN.md's, the unikernel only once its build script
@@ -45,35 +46,14 @@ fn expected_artifacts() -> Vec<&'static str> {
     names
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-struct Artifact {
-    path: PathBuf,
-    kind: String,
-    size: u64,
-    sha256: String,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Manifest {
-    version: u32,
-    artifacts: BTreeMap<String, Artifact>,
-}
-
 fn manifest_path() -> PathBuf {
-    cache_dir().join("manifest.json")
+    cache::manifest_path(&cache_dir())
 }
 
 fn load_manifest() -> Manifest {
-    let path = manifest_path();
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (build the guest images first: scripts/guest-images.sh all, \
-             or run scripts/test.sh)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not a valid manifest: {e}", path.display()))
+    Manifest::load(&cache_dir()).unwrap_or_else(|e| {
+        panic!("{e} (for the guest images: scripts/guest-images.sh all, or run scripts/test.sh)")
+    })
 }
 
 fn artifact<'m>(manifest: &'m Manifest, name: &str) -> &'m Artifact {

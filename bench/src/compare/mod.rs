@@ -28,6 +28,7 @@ pub mod workload_line;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use vclab_vmm::cache::Manifest;
 
 use crate::host;
 
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ("firecracker", args.firecracker.as_deref()),
         ("cloud-hypervisor", args.cloud_hypervisor.as_deref()),
     ]);
-    let manifest = crate::artifacts::Manifest::load().map_err(|e| e.to_string());
+    let manifest = Manifest::load(&vclab_vmm::cache::dir()).map_err(|e| e.to_string());
     let vclab = std::env::current_exe().context("cannot find the vclab binary itself")?;
     let linux = args.linux || !args.quick;
     let env = runtimes::Env {

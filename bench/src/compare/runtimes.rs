@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use vclab_vmm::cache::Manifest;
 
 use super::measure::Observed;
 use super::oci::{Bundle, OciRuntime};
 use super::record::{Sample, WorkloadSpec};
 use super::vm_report;
 use super::workload_line::WorkloadLine;
-use crate::artifacts::Manifest;
 use crate::host::HostRecord;
 
 /// Marker of a Linux guest timed to its init handoff.
