@@ -12,7 +12,7 @@
 #[path = "../../container/tests/common/mod.rs"]
 mod common;
 
-use common::{busybox_rootfs, manifest_rootfs, show};
+use common::{busybox_rootfs, dirs_named, leftovers, manifest_rootfs, need_root, show};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -37,10 +37,7 @@ type Check = Result<(), String>;
 type Scenario = (&'static str, fn(&Ctx) -> Check);
 
 fn setup() -> Ctx {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the container tests need root (real namespaces, cgroups and mounts)"
-    );
+    need_root();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let public_rootfs = busybox_rootfs(tmp.path());
@@ -692,47 +689,22 @@ fn rootless(c: &Ctx) -> Check {
 
 // ---- leak check ----
 
-fn find_named(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            continue;
-        }
-        let p = e.path();
-        if e.file_name().to_string_lossy().starts_with(prefix) {
-            out.push(p.clone());
-        }
-        if depth > 0 {
-            find_named(&p, prefix, depth - 1, out);
-        }
-    }
-}
-
 fn leak_check(c: &Ctx) -> Check {
-    let mut leaks = Vec::new();
-    find_named(
-        Path::new("/sys/fs/cgroup"),
-        &format!("vclab-{}", c.prefix),
-        6,
-        &mut leaks,
-    );
+    let mut left = leftovers(&c.prefix);
+    // The rootless run's state root.
     let uid = Command::new("id").args(["-u", "vclab-test"]).output().ok();
-    let uid = uid.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let mut roots = vec![PathBuf::from("/run/vclab")];
-    if let Some(uid) = uid {
-        roots.push(PathBuf::from(format!("/tmp/vclab-{uid}")));
+    if let Some(uid) = uid.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()) {
+        let root = PathBuf::from(format!("/tmp/vclab-{uid}"));
+        left.extend(
+            dirs_named(&root, &c.prefix, 1)
+                .iter()
+                .map(|p| p.display().to_string()),
+        );
     }
-    for root in roots {
-        find_named(&root, &c.prefix, 0, &mut leaks);
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let leaked_mounts: Vec<&str> = mounts.lines().filter(|l| l.contains(&c.prefix)).collect();
-    if leaks.is_empty() && leaked_mounts.is_empty() {
+    if left.is_empty() {
         Ok(())
     } else {
-        Err(format!("left behind: {leaks:?} mounts {leaked_mounts:?}"))
+        Err(format!("left behind: {left:?}"))
     }
 }
 

@@ -305,8 +305,8 @@ pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, 
         masked: &cfg.masked_paths,
         readonly: &cfg.readonly_paths,
     })?;
-    let setup = child_setup(cfg, &id, mounts, rootless)?;
     let ns = namespaces::plan(&cfg.namespaces, rootless);
+    let setup = child_setup(cfg, &id, mounts, ns.unshare_after_cgroup, rootless)?;
     let outcome = process::launch(&setup, ns.clone, cgroup, &signals)?;
     let usage = cgroup.usage();
     drop(cleanup);
@@ -350,6 +350,7 @@ fn child_setup(
     cfg: &ContainerConfig,
     id: &str,
     mounts: Vec<rootfs::MountStep>,
+    unshare_later: nix::sched::CloneFlags,
     rootless: bool,
 ) -> Result<process::ChildSetup, Error> {
     let mut env = cfg.env.clone();
@@ -386,7 +387,7 @@ fn child_setup(
         None => None,
     };
     Ok(process::ChildSetup {
-        unshare_later: namespaces::plan(&cfg.namespaces, rootless).unshare_after_cgroup,
+        unshare_later,
         hostname,
         loopback: cfg.namespaces.contains(&Namespace::Network),
         mounts,

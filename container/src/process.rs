@@ -175,8 +175,6 @@ pub struct ChildSetup {
 /// How the container ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
-    /// Container pid (in the launcher's namespace).
-    pub pid: i32,
     /// CLOCK_MONOTONIC when the workload's exec succeeded.
     pub exec_ns: u64,
     /// CLOCK_MONOTONIC when the container was reaped.
@@ -382,15 +380,15 @@ pub fn launch(
     // in its cgroup, unless it was born there (a v1 migration waits for an
     // RCU grace period, milliseconds).
     nix::unistd::write(&sync_w, b"1").map_err(Error::Sync)?;
-    let attach_start = monotonic_ns();
-    let (placed, placement) = match (born, cgroup) {
-        (Some(_), _) => (Ok(()), Placement::CloneInto),
-        (None, crate::cgroups::Cgroup::None) => (Ok(()), Placement::None),
-        (None, _) => (cgroup.add(pid.as_raw()), Placement::Migrated),
-    };
-    let cgroup_attach_ns = match placement {
-        Placement::Migrated => monotonic_ns().saturating_sub(attach_start),
-        Placement::CloneInto | Placement::None => 0,
+    let (placed, placement, cgroup_attach_ns) = match (born, cgroup) {
+        (Some(_), _) => (Ok(()), Placement::CloneInto, 0),
+        (None, crate::cgroups::Cgroup::None) => (Ok(()), Placement::None, 0),
+        (None, _) => {
+            let start = monotonic_ns();
+            let placed = cgroup.add(pid.as_raw());
+            let took = monotonic_ns().saturating_sub(start);
+            (placed, Placement::Migrated, took)
+        }
     };
     // Second release: placed, the child may unshare its cgroup namespace and
     // exec. On failure the pipe closes and the child exits.
@@ -419,8 +417,7 @@ pub fn launch(
         if !released {
             return Err(Error::Sync(Errno::EPIPE));
         }
-    }
-    if len > 0 {
+    } else {
         let msg = String::from_utf8_lossy(&buf[1..len]).trim_end().to_string();
         let _ = waitpid(pid, None);
         guard.0 = None;
@@ -446,7 +443,6 @@ pub fn launch(
         }
     }
     Ok(Outcome {
-        pid: pid.as_raw(),
         exec_ns,
         exit_ns,
         exit_code,

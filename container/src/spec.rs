@@ -106,14 +106,10 @@ pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerCon
     cfg.no_new_privileges = process.no_new_privileges().unwrap_or(false);
     cfg.hostname = spec.hostname().clone();
     if let Some(caps) = process.capabilities() {
-        let names: Vec<String> = caps
-            .bounding()
-            .iter()
-            .flatten()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        cfg.capabilities = CapSet::from_names(&names).map_err(|source| Error::Caps {
+        // oci-spec prints a capability without its `CAP_` prefix, which
+        // `from_names` accepts.
+        let names = caps.bounding().iter().flatten().map(|c| c.to_string());
+        cfg.capabilities = CapSet::from_names(names).map_err(|source| Error::Caps {
             path: path.to_path_buf(),
             source,
         })?;

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{busybox_rootfs, need_root};
 use vclab_container::cgroups::{own_path, CgroupMode, Host, Placement};
@@ -154,15 +153,7 @@ fn v2_clone_into_cgroup_and_fallback() {
     assert_ok(&r, Placement::Migrated, &root);
 
     // Leak check: no vclab cgroup in the unified hierarchy, no state.
-    let cg = Command::new("find")
-        .arg(&root)
-        .args(["-maxdepth", "6", "-type", "d", "-name", "vclab*"])
-        .output()
-        .unwrap();
-    assert!(
-        cg.stdout.is_empty(),
-        "cgroups left: {}",
-        String::from_utf8_lossy(&cg.stdout)
-    );
+    let cg = common::dirs_named(&root, "vclab", 6);
+    assert!(cg.is_empty(), "cgroups left: {cg:?}");
     common::assert_nothing_left(&prefix);
 }

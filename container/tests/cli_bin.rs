@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{busybox_rootfs, manifest_rootfs, show};
+use common::{busybox_rootfs, manifest_rootfs, need_root, show};
 
 use std::process::{Command, Output, Stdio};
 
@@ -35,10 +35,7 @@ fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
 
 #[test]
 fn lean_binary_runs_and_rejects_bad_input() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests need root (real namespaces, cgroups and mounts)"
-    );
+    need_root();
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = manifest_rootfs().unwrap_or_else(|| busybox_rootfs(tmp.path()));
     let rootfs = rootfs.to_str().unwrap();

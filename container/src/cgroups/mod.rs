@@ -154,28 +154,25 @@ impl Cgroup {
     /// created is removed again.
     pub fn create(host: &Host, id: &str, limits: &Limits) -> Result<Self, Error> {
         let name = format!("vclab-{id}");
-        match host.mode {
+        let own = || read_small("/proc/self/cgroup");
+        let cg = match host.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => {
                 let mounts = read_small("/proc/self/mounts");
-                let own = read_small("/proc/self/cgroup");
-                let cg = v1::Cgroup::create(&mounts, &own, &name)?;
-                if let Err(e) = cg.apply(limits) {
-                    let _ = cg.remove();
-                    return Err(e);
-                }
-                Ok(Cgroup::V1(cg))
+                Cgroup::V1(v1::Cgroup::create(&mounts, &own(), &name)?)
             }
-            CgroupMode::V2 => {
-                let own = read_small("/proc/self/cgroup");
-                let cg = v2::Cgroup::create(&host.v2_root, &own, &name, limits)?;
-                if let Err(e) = cg.apply(limits) {
-                    let _ = cg.remove();
-                    return Err(e);
-                }
-                Ok(Cgroup::V2(cg))
-            }
-            CgroupMode::None => Ok(Cgroup::None),
+            CgroupMode::V2 => Cgroup::V2(v2::Cgroup::create(&host.v2_root, &own(), &name, limits)?),
+            CgroupMode::None => return Ok(Cgroup::None),
+        };
+        let applied = match &cg {
+            Cgroup::V1(c) => c.apply(limits),
+            Cgroup::V2(c) => c.apply(limits),
+            Cgroup::None => Ok(()),
+        };
+        if let Err(e) = applied {
+            let _ = cg.remove();
+            return Err(e);
         }
+        Ok(cg)
     }
 
     /// A directory descriptor for `clone3`'s `CLONE_INTO_CGROUP`: only a v2
@@ -218,15 +215,7 @@ impl Cgroup {
 
     /// Removes the cgroup directories, waiting for their tasks to leave.
     pub fn remove(&self) -> Result<(), Error> {
-        let mut first = Ok(());
-        for dir in self.dirs() {
-            if let Err(e) = remove_dir(&dir) {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
+        remove_dirs(&self.dirs())
     }
 }
 
@@ -266,6 +255,20 @@ pub fn remove_dir(dir: &Path) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// Removes every directory ([`remove_dir`]), also after a failure; returns
+/// the first error.
+pub(crate) fn remove_dirs(dirs: &[PathBuf]) -> Result<(), Error> {
+    let mut first = Ok(());
+    for dir in dirs {
+        if let Err(e) = remove_dir(dir) {
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    }
+    first
 }
 
 /// Writes `value` to `dir/file`.
@@ -338,32 +341,21 @@ pub enum CgroupMode {
 impl CgroupMode {
     /// Probes the running host from `/proc/self/mounts`.
     pub fn detect() -> Self {
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        Self::from_mounts(&mounts, Path::new(V2_ROOT))
+        Self::from_mounts(&read_small("/proc/self/mounts"))
     }
 
-    /// Decides the mode from the text of a mounts table; `root` is the cgroup
-    /// mount root (normally `/sys/fs/cgroup`).
-    pub fn from_mounts(mounts: &str, root: &Path) -> Self {
-        let root = root.to_string_lossy();
-        let mut v1 = false;
-        let mut v2_at_root = false;
-        let mut v2_elsewhere = false;
+    /// Decides the mode from the text of a mounts table: v1 controller
+    /// hierarchies, a cgroup2 mount, or both (hybrid).
+    pub fn from_mounts(mounts: &str) -> Self {
+        let (mut v1, mut v2) = (false, false);
         for line in mounts.lines() {
-            let mut fields = line.split_whitespace();
-            let (_, Some(target), Some(fstype)) = (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            match fstype {
-                "cgroup" => v1 = true,
-                "cgroup2" if target == root => v2_at_root = true,
-                "cgroup2" => v2_elsewhere = true,
+            match line.split_whitespace().nth(2) {
+                Some("cgroup") => v1 = true,
+                Some("cgroup2") => v2 = true,
                 _ => {}
             }
         }
-        match (v1, v2_at_root || v2_elsewhere) {
-            (false, true) if v2_at_root => CgroupMode::V2,
+        match (v1, v2) {
             (true, true) => CgroupMode::Hybrid,
             (true, false) => CgroupMode::V1,
             (false, true) => CgroupMode::V2,
@@ -442,15 +434,14 @@ mod tests {
 
     #[test]
     fn modes_from_mounts() {
-        let root = Path::new("/sys/fs/cgroup");
         let v2 = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
-        assert_eq!(CgroupMode::from_mounts(v2, root), CgroupMode::V2);
+        assert_eq!(CgroupMode::from_mounts(v2), CgroupMode::V2);
         let hybrid = "tmpfs /sys/fs/cgroup tmpfs ro 0 0\n\
                       cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n\
                       cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n";
-        assert_eq!(CgroupMode::from_mounts(hybrid, root), CgroupMode::Hybrid);
+        assert_eq!(CgroupMode::from_mounts(hybrid), CgroupMode::Hybrid);
         let v1 = "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n";
-        assert_eq!(CgroupMode::from_mounts(v1, root), CgroupMode::V1);
-        assert_eq!(CgroupMode::from_mounts("", root), CgroupMode::None);
+        assert_eq!(CgroupMode::from_mounts(v1), CgroupMode::V1);
+        assert_eq!(CgroupMode::from_mounts(""), CgroupMode::None);
     }
 }

@@ -129,15 +129,7 @@ impl Cgroup {
 
     /// Removes every directory.
     pub fn remove(&self) -> Result<(), Error> {
-        let mut first = Ok(());
-        for dir in self.dirs() {
-            if let Err(e) = super::remove_dir(&dir) {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
+        super::remove_dirs(&self.dirs())
     }
 }
 

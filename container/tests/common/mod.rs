@@ -64,29 +64,56 @@ pub fn need_root() {
     );
 }
 
-/// Asserts that no run whose id starts with `prefix` left anything behind: no
-/// state under /run/vclab, no mount, no `vclab-<prefix>*` cgroup anywhere
-/// under /sys/fs/cgroup (v1 controllers and the cgroup2 mount).
-pub fn assert_nothing_left(prefix: &str) {
-    let state: Vec<_> = std::fs::read_dir("/run/vclab")
+/// The directories whose name starts with `prefix`, at most `depth` levels
+/// below `dir` (1: its entries). Symbolic links are not followed.
+pub fn dirs_named(dir: &Path, prefix: &str, depth: u32) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if depth == 0 {
+        return found;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let p = e.path();
+        found.extend(dirs_named(&p, prefix, depth - 1));
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// What runs whose id starts with `prefix` left behind, one entry a thing:
+/// state under /run/vclab, mounts, `vclab-<prefix>*` cgroups anywhere under
+/// /sys/fs/cgroup (v1 controllers and the cgroup2 mount).
+pub fn leftovers(prefix: &str) -> Vec<String> {
+    let mut left: Vec<String> = std::fs::read_dir("/run/vclab")
         .map(|d| {
             d.flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .map(|e| e.path())
+                .map(|e| e.path().display().to_string())
                 .collect()
         })
         .unwrap_or_default();
-    assert!(state.is_empty(), "state left: {state:?}");
+    let cgroups = dirs_named(Path::new("/sys/fs/cgroup"), &format!("vclab-{prefix}"), 7);
+    left.extend(cgroups.iter().map(|p| p.display().to_string()));
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!mounts.contains(prefix), "mounts left");
-    let cg = Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name"])
-        .arg(format!("vclab-{prefix}*"))
-        .output()
-        .unwrap();
-    assert!(
-        cg.stdout.is_empty(),
-        "cgroups left: {}",
-        String::from_utf8_lossy(&cg.stdout)
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(prefix))
+            .map(|l| format!("mount {l}")),
     );
+    left
+}
+
+/// Asserts that no run whose id starts with `prefix` left anything behind
+/// ([`leftovers`]).
+pub fn assert_nothing_left(prefix: &str) {
+    let left = leftovers(prefix);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
