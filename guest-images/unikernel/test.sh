@@ -63,6 +63,19 @@ qemu_status() {
     echo $((($1 << 1) | 1))
 }
 
+# expect NAME MEM_MB CMDLINE STATUS GREP_ARGS...: boots for up to 60 s; passes when QEMU ends with
+# STATUS and `grep GREP_ARGS` finds the output.
+expect() {
+    local name="$1" mem="$2" cmdline="$3" want="$4"
+    shift 4
+    boot 60 "$mem" "$cmdline"
+    if [ "$status" -eq "$want" ] && grep "$@" "$work/out.lf"; then
+        pass "$name"
+    else
+        fail "$name: QEMU status $status, want $want; output: $(cat "$work/out.lf")"
+    fi
+}
+
 check_kernel() {
     local kernel="$1" size="$2" iterations="$3" seed="$4"
     local args=(run "$kernel")
@@ -127,29 +140,15 @@ main() {
     check_kernel mem-lat 65536 3 18446744073709551615
 
     # vclab.exit=N: the result line, then status N.
-    boot 60 128 "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.exit=42"
-    if [ "$status" -eq "$(qemu_status 42)" ] && grep -q '^{"kernel":"cpu"' "$work/out.lf"; then
-        pass "vclab.exit=42"
-    else
-        fail "vclab.exit=42: QEMU status $status, want $(qemu_status 42); output: $(cat "$work/out.lf")"
-    fi
+    expect "vclab.exit=42" 128 "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.exit=42" \
+        "$(qemu_status 42)" -q '^{"kernel":"cpu"'
 
     # ports: reads the unknown ports (all-ones under QEMU), reports them, exits 0.
-    boot 60 128 "vclab.fault=ports"
-    local ports='{"fault":"ports","read":[255,255,255,255,255,255,255,255,255]}'
-    if [ "$status" -eq "$(qemu_status 0)" ] && grep -qxF "$ports" "$work/out.lf"; then
-        pass "vclab.fault=ports"
-    else
-        fail "vclab.fault=ports: QEMU status $status; output: $(cat "$work/out.lf")"
-    fi
+    expect "vclab.fault=ports" 128 "vclab.fault=ports" "$(qemu_status 0)" \
+        -qxF '{"fault":"ports","read":[255,255,255,255,255,255,255,255,255]}'
 
     # triple: a CPU reset without any exit status (with -no-reboot QEMU ends with 0).
-    boot 60 128 "vclab.fault=triple"
-    if [ "$status" -eq 0 ] && grep -qx '{"ready":true}' "$work/out.lf"; then
-        pass "vclab.fault=triple"
-    else
-        fail "vclab.fault=triple: QEMU status $status, want 0 (reset); output: $(cat "$work/out.lf")"
-    fi
+    expect "vclab.fault=triple" 128 "vclab.fault=triple" 0 -qx '{"ready":true}'
 
     if [ -n "${VCLAB_BIN:-}" ]; then
         vm_run "vclab.fault=triple"
@@ -171,18 +170,11 @@ main() {
     done
 
     # Bad input and too little RAM: an error line and status 2.
-    boot 60 128 "vclab.kernel=gpu"
-    if [ "$status" -eq "$(qemu_status 2)" ] && grep -q '^vclab-unikernel: error: .*vclab.kernel=gpu' "$work/out.lf"; then
-        pass "vclab.kernel=gpu is refused"
-    else
-        fail "vclab.kernel=gpu: QEMU status $status; output: $(cat "$work/out.lf")"
-    fi
-    boot 60 48 "vclab.kernel=mem-bw vclab.size=67108864 vclab.iterations=1"
-    if [ "$status" -eq "$(qemu_status 2)" ] && grep -q '^vclab-unikernel: error: the run needs' "$work/out.lf"; then
-        pass "64 MiB scratch in a 48 MiB VM is refused"
-    else
-        fail "scratch check: QEMU status $status; output: $(cat "$work/out.lf")"
-    fi
+    expect "vclab.kernel=gpu is refused" 128 "vclab.kernel=gpu" "$(qemu_status 2)" \
+        -q '^vclab-unikernel: error: .*vclab.kernel=gpu'
+    expect "64 MiB scratch in a 48 MiB VM is refused" 48 \
+        "vclab.kernel=mem-bw vclab.size=67108864 vclab.iterations=1" "$(qemu_status 2)" \
+        -q '^vclab-unikernel: error: the run needs'
 
     if [ "$failures" -ne 0 ]; then
         echo "test.sh: $failures check(s) failed" >&2

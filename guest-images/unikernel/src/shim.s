@@ -172,14 +172,6 @@ gp_entry:
     je io_in8
     cmpb $0xf3, (%rbx)
     je io_rep
-    cmpb $0xe6, (%rbx)
-    je io_out8_imm
-    cmpb $0xe4, (%rbx)
-    je io_in8_imm
-    cmpb $0xed, (%rbx)
-    je io_in32
-    cmpb $0x66, (%rbx)
-    je io_16
     cmpb $0xf4, (%rbx)
     je idle_loop
 gp_bad:
@@ -200,39 +192,10 @@ io_in8:                               /* in %dx, %al */
     in %dx, %al
     mov $1, %ebx
     jmp io_done
-io_in32:                              /* in %dx, %eax */
-    in %dx, %eax
-    mov $1, %ebx
-    jmp io_done
 io_rep:                               /* rep outsb (%rsi), %dx */
     cmpb $0x6e, 1(%rbx)
     jne gp_bad
     rep outsb
-    mov $2, %ebx
-    jmp io_done
-io_out8_imm:                          /* out %al, $imm8 */
-    push %rdx
-    movzbl 1(%rbx), %edx
-    out %al, %dx
-    pop %rdx
-    mov $2, %ebx
-    jmp io_done
-io_in8_imm:                           /* in $imm8, %al */
-    push %rdx
-    movzbl 1(%rbx), %edx
-    in %dx, %al
-    pop %rdx
-    mov $2, %ebx
-    jmp io_done
-io_16:                                /* out %ax, %dx / in %dx, %ax */
-    cmpb $0xef, 1(%rbx)
-    je 1f
-    cmpb $0xed, 1(%rbx)
-    jne gp_bad
-    in %dx, %ax
-    mov $2, %ebx
-    jmp io_done
-1:  out %ax, %dx
     mov $2, %ebx
 io_done:
     add %rbx, 16(%rsp)
