@@ -4,11 +4,6 @@
 #   scripts/compare.sh --help
 set -eu -o pipefail
 
-# rustup puts cargo in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
-if ! command -v cargo >/dev/null && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-    PATH="${HOME:-/root}/.cargo/bin:$PATH"
-fi
-
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf 'compare: %s\n' "$*" >&2; }

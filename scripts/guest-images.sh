@@ -56,6 +56,18 @@ key_of() {
     } | sha
 }
 
+# Prints the name and bytes of every build input under the given directories, sorted: skips
+# cargo's target/, integration tests, docs and the test scripts (they do not change the build).
+sources_of() {
+    local f
+    find "$@" \( -name target -o -name tests \) -prune -o -type f \
+        ! -name '*.md' ! -name test.sh ! -name ready-time.sh ! -name .gitignore -print |
+        LC_ALL=C sort | while IFS= read -r f; do
+            printf '%s\n' "${f#"$REPO"/}"
+            cat -- "$f"
+        done
+}
+
 # A new temporary directory next to the entry it will become (same filesystem: rename is atomic).
 new_temp() {
     local parent=$1 t
@@ -213,14 +225,16 @@ build_distro() {
 # --- the static workload binary -----------------------------------------------------------------
 
 # Key: the workload crate's sources, the workspace manifest and lock file, and the Rust toolchain.
+# Computed once per run (main sets WORKLOAD_KEY).
+WORKLOAD_KEY=""
 workload_key() {
+    if [ -n "$WORKLOAD_KEY" ]; then
+        printf '%s\n' "$WORKLOAD_KEY"
+        return 0
+    fi
     {
-        rustc -vV 2>/dev/null || die "rustc is not on PATH (install Rust with rustup)"
-        find "$REPO/workload" -path '*/target' -prune -o -type f -print | LC_ALL=C sort |
-            while IFS= read -r f; do
-                printf '%s\n' "${f#"$REPO"/}"
-                cat -- "$f"
-            done
+        (cd "$REPO" && rustc -vV 2>/dev/null) || die "rustc is not on PATH (install Rust with rustup)"
+        sources_of "$REPO/workload"
     } | key_of "build_workload" "$REPO/Cargo.toml" "$REPO/Cargo.lock"
 }
 
@@ -249,10 +263,13 @@ workload_path() {
 
 # --- rootfs tree and initramfs ------------------------------------------------------------------
 
+# Key: busybox's version, /init and the workload binary's bytes (not its cache path).
 rootfs_key() {
     local workload=$1
-    dpkg-query -W -f='busybox-static ${Version}\n' busybox-static |
-        key_of "build_rootfs make_rootfs_tree" "$ROOTFS_SRC/init" "$workload"
+    {
+        dpkg-query -W -f='busybox-static ${Version}\n' busybox-static
+        cat -- "$workload"
+    } | key_of "build_rootfs make_rootfs_tree" "$ROOTFS_SRC/init"
 }
 
 # Fills directory $1 with the guest's root tree.
@@ -304,11 +321,16 @@ rootfs_path() {
     printf '%s/rootfs/%s\n' "$CACHE" "$key"
 }
 
+# Key: the rootfs entry's key (its directory name).
+initramfs_key() {
+    printf '%s\n' "${1##*/}" | key_of "build_initramfs"
+}
+
 build_initramfs() {
     local rootfs key dir tmp
     rootfs=$(rootfs_path) || die "vclab-workload is not built (build it first: $0 rootfs)"
     [ -d "$rootfs" ] || die "$rootfs is missing (build it first: $0 rootfs)"
-    key=$(printf '%s\n' "$rootfs" | key_of "build_initramfs")
+    key=$(initramfs_key "$rootfs")
     dir="$CACHE/initramfs/$key"
     cached initramfs "$dir" && return 0
     tmp=$(new_temp "$CACHE/initramfs")
@@ -320,16 +342,18 @@ build_initramfs() {
 
 # --- unikernel (built by guest-images/unikernel/build.sh, owned by its engineer) ----------------
 
-# Key: the unikernel's and the workload crate's sources and the Rust toolchain.
+# Key: the unikernel's and the workload crate's sources and the Rust toolchain. Computed once per
+# run (main sets UNIKERNEL_KEY).
+UNIKERNEL_KEY=""
 unikernel_key() {
+    if [ -n "$UNIKERNEL_KEY" ]; then
+        printf '%s\n' "$UNIKERNEL_KEY"
+        return 0
+    fi
     {
         (cd "$UNIKERNEL_DIR" && rustc -vV 2>/dev/null) ||
             die "rustc is not on PATH (install Rust with rustup)"
-        find "$UNIKERNEL_DIR" "$REPO/workload" -path '*/target' -prune -o -type f -print |
-            LC_ALL=C sort | while IFS= read -r f; do
-                printf '%s\n' "${f#"$REPO"/}"
-                cat -- "$f"
-            done
+        sources_of "$UNIKERNEL_DIR" "$REPO/workload"
     } | key_of "build_unikernel"
 }
 
@@ -386,7 +410,7 @@ write_manifest() {
     rootfs=$(rootfs_path) || rootfs=""
     initramfs=""
     if [ -n "$rootfs" ]; then
-        initramfs="$CACHE/initramfs/$(printf '%s\n' "$rootfs" | key_of "build_initramfs")"
+        initramfs="$CACHE/initramfs/$(initramfs_key "$rootfs")"
     fi
     [ -f "$kernel/vmlinux" ] && entries+=("$(manifest_entry vmlinux "$kernel/vmlinux")")
     [ -f "$kernel/bzImage" ] && entries+=("$(manifest_entry bzimage "$kernel/bzImage")")
@@ -436,6 +460,7 @@ prune_cache() {
 usage() {
     cat <<EOF
 Usage: scripts/guest-images.sh [all|kernel|distro|rootfs|initramfs|unikernel|workload|manifest|prune|help]
+       scripts/guest-images.sh path NAME
 
 Builds vclab's guest artifacts into $CACHE
 (\$VCLAB_CACHE, else \$XDG_CACHE_HOME/vclab, else ~/.cache/vclab) and writes manifest.json there.
@@ -448,6 +473,7 @@ Builds vclab's guest artifacts into $CACHE
   unikernel  guest-images/unikernel/build.sh, if it exists
   manifest   only rewrite manifest.json from what is in the cache
   prune      remove cache entries the manifest does not name (other clones' entries too)
+  path NAME  print the path manifest.json gives artifact NAME (builds nothing)
 Entries are keyed by a hash of their inputs; a warm run rebuilds nothing.
 EOF
 }
@@ -465,10 +491,22 @@ main() {
     case $what in
         help | -h | --help) usage; return 0 ;;
     esac
+    case $what in
+        path)
+            [ $# -eq 2 ] || die "usage: $0 path NAME"
+            jq -er --arg name "$2" '.artifacts[$name].path // empty' "$CACHE/manifest.json" ||
+                die "$CACHE/manifest.json names no artifact '$2' (run $0 all)"
+            return 0
+            ;;
+    esac
     mkdir -p -- "$CACHE"
     if [ "$what" = prune ]; then
         prune_cache
         return 0
+    fi
+    WORKLOAD_KEY=$(workload_key)
+    if [ -x "$UNIKERNEL_DIR/build.sh" ]; then
+        UNIKERNEL_KEY=$(unikernel_key)
     fi
     case $what in
         all)

@@ -42,11 +42,10 @@ tests() {
 # The static binaries scripts/compare.sh measures: they build, and each runs its guest or container.
 static() {
     log "scripts/build-static.sh, then one unikernel VM and one container with the static binaries"
-    local dir unikernel rootfs manifest
-    manifest="${VCLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vclab}/manifest.json"
+    local dir unikernel rootfs
     dir=$("$REPO/scripts/build-static.sh")
-    unikernel=$(jq -r '.artifacts.unikernel.path' "$manifest")
-    rootfs=$(jq -r '.artifacts.rootfs.path' "$manifest")
+    unikernel=$("$REPO/scripts/guest-images.sh" path unikernel)
+    rootfs=$("$REPO/scripts/guest-images.sh" path rootfs)
     "$dir/vclab-vmm" --kernel "$unikernel" --console off --json \
         --cmdline "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.seed=1" | tail -n 1 |
         jq -e '.exit_reason == "guest-exit" and .guest_exit_code == 0' >/dev/null
