@@ -2,6 +2,8 @@
 //! measured, with a verdict where the two disagree. Pure: built from the saved
 //! [`Results`].
 
+use vclab_vmm::host::KvmKind;
+
 use super::record::Results;
 
 /// One line of the course's table.
@@ -15,6 +17,21 @@ pub struct CourseLine {
     pub measured: String,
     /// `agrees`, or one line on how the measurement disagrees.
     pub verdict: String,
+}
+
+/// Column titles of the course's table.
+pub const HEADERS: &[&str] = &["topic", "the course says", "this run measured", "verdict"];
+
+impl CourseLine {
+    /// The line's cells, in [`HEADERS`] order.
+    pub fn cells(self) -> Vec<String> {
+        vec![
+            self.topic.to_string(),
+            self.course.to_string(),
+            self.measured,
+            self.verdict,
+        ]
+    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -201,7 +218,7 @@ fn start_time(r: &Results) -> CourseLine {
 }
 
 fn isolation(r: &Results) -> CourseLine {
-    let pvm = r.host.kvm_name() == "pvm";
+    let pvm = r.host.kvm_kind == Some(KvmKind::Pvm);
     let measured = format!(
         "VMs: KVM here is {} ; containers: namespaces + cgroups ({})",
         r.host.kvm_name(),

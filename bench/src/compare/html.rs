@@ -138,20 +138,9 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
     out += "<h2>The course's table, measured</h2>\n";
     let rows: Vec<Vec<String>> = course::course_table(r)
         .into_iter()
-        .map(|l| {
-            vec![
-                l.topic.to_string(),
-                l.course.to_string(),
-                l.measured,
-                l.verdict,
-            ]
-        })
+        .map(course::CourseLine::cells)
         .collect();
-    out += &html_table(
-        &["topic", "the course says", "this run measured", "verdict"],
-        &rows,
-        "course",
-    );
+    out += &html_table(course::HEADERS, &rows, "course");
     out += "</body></html>\n";
     out
 }

@@ -381,16 +381,13 @@ pub fn run(
                 })
             }
         }
-        if !stopped && !timed_out && stop_seen.load(Ordering::SeqCst) {
-            stopped = true;
-            for p in tree(pid).into_iter().rev() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-        }
-        if !stopped && !timed_out && t0.elapsed() > timeout {
-            timed_out = true;
-            for p in tree(pid).into_iter().rev() {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        if !stopped && !timed_out {
+            stopped = stop_seen.load(Ordering::SeqCst);
+            timed_out = !stopped && t0.elapsed() > timeout;
+            if stopped || timed_out {
+                for p in tree(pid).into_iter().rev() {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                }
             }
         }
         std::thread::sleep(POLL);

@@ -42,7 +42,7 @@ pub struct Args {
     /// (each Linux boot takes two to four minutes on kvm_pvm, about a second on hardware KVM).
     #[arg(long)]
     pub linux: bool,
-    /// Measured runs per case (default 10, 3 with --quick).
+    /// Measured runs per case (default 15, 3 with --quick).
     #[arg(long, value_name = "N")]
     pub runs: Option<u32>,
     /// Unmeasured warm-up runs per case (default 1).

@@ -233,23 +233,37 @@ pub fn start_latency(r: &Results) -> Result<Plot, PlotError> {
     })
 }
 
-/// Memory the runtime adds over the bare workload (MiB), min–max as the error bar.
-pub fn memory_overhead(r: &Results) -> Result<Plot, PlotError> {
-    let data = gather(r, |s| s.memory_overhead_mib.map(spread));
-    let range = linear_range(&data, 0.0);
+/// A plot on a linear axis that always shows `include` (0 MiB of overhead,
+/// a ratio of 1.0), bars rising from 0.
+fn linear_plot(
+    file: &'static str,
+    title: &'static str,
+    caption: &str,
+    y_desc: &str,
+    data: &BarData,
+    include: f64,
+) -> Result<Plot, PlotError> {
     let svg = draw(
-        "memory_overhead.svg",
-        "Memory overhead over the bare workload (peak RSS, median, min-max)",
-        "MiB",
-        &data,
-        range,
+        file,
+        caption,
+        y_desc,
+        data,
+        linear_range(data, include),
         0.0,
     )?;
-    Ok(Plot {
-        file: "memory_overhead.svg",
-        title: "Memory overhead",
-        svg,
-    })
+    Ok(Plot { file, title, svg })
+}
+
+/// Memory the runtime adds over the bare workload (MiB), min–max as the error bar.
+pub fn memory_overhead(r: &Results) -> Result<Plot, PlotError> {
+    linear_plot(
+        "memory_overhead.svg",
+        "Memory overhead",
+        "Memory overhead over the bare workload (peak RSS, median, min-max)",
+        "MiB",
+        &gather(r, |s| s.memory_overhead_mib.map(spread)),
+        0.0,
+    )
 }
 
 /// Workload score relative to bare (1.0 = no CPU overhead), ± its propagated error.
@@ -261,20 +275,14 @@ pub fn cpu_overhead(r: &Results) -> Result<Plot, PlotError> {
             high: x.value + x.error,
         })
     });
-    let range = linear_range(&data, 1.0);
-    let svg = draw(
+    linear_plot(
         "cpu_overhead.svg",
+        "CPU overhead (score vs bare)",
         "Workload score relative to bare per kernel (1.0 = no CPU overhead)",
         "score / bare score",
         &data,
-        range,
-        0.0,
-    )?;
-    Ok(Plot {
-        file: "cpu_overhead.svg",
-        title: "CPU overhead (score vs bare)",
-        svg,
-    })
+        1.0,
+    )
 }
 
 /// All plots of `r`.

@@ -190,23 +190,22 @@ impl Results {
 
     /// Runtime row names in first-seen order.
     pub fn runtimes(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for c in &self.cases {
-            if !out.contains(&c.runtime) {
-                out.push(c.runtime.clone());
-            }
-        }
-        out
+        first_seen(self.cases.iter().map(|c| &c.runtime))
     }
 
     /// Kernel names in first-seen order.
     pub fn kernels(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for c in &self.cases {
-            if !out.contains(&c.kernel) {
-                out.push(c.kernel.clone());
-            }
-        }
-        out
+        first_seen(self.cases.iter().map(|c| &c.kernel))
     }
+}
+
+/// The distinct names of `names`, in the order they first appear.
+fn first_seen<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
 }

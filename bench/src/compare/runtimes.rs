@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vclab_vmm::cache::Manifest;
+use vclab_vmm::host::KvmKind;
 
 use super::measure::Observed;
 use super::oci::{Bundle, OciRuntime};
@@ -131,7 +132,7 @@ impl Env {
     }
 
     fn vm_works(&self) -> Result<(), String> {
-        if matches!(self.host.kvm_name().as_str(), "absent") {
+        if self.host.kvm_kind == Some(KvmKind::Absent) {
             return Err("no /dev/kvm on this host".into());
         }
         Ok(())
@@ -193,7 +194,7 @@ pub fn rows(env: &Env) -> Vec<Runtime> {
         .workload
         .clone()
         .ok_or_else(|| "vclab-workload is not built (cargo build -p vclab-workload --release, or scripts/guest-images.sh)".to_string());
-    let mut out = vec![
+    vec![
         Runtime {
             name: "bare",
             kind: Kind::Bare,
@@ -282,7 +283,7 @@ pub fn rows(env: &Env) -> Vec<Runtime> {
         Runtime {
             name: "vm-distro",
             kind: Kind::VmDistro,
-            skip: if pvm_linux && env.host.kvm_name() == "pvm" {
+            skip: if env.host.kvm_kind == Some(KvmKind::Pvm) {
                 Some(
                     "Debian's cloud kernel cannot boot on kvm_pvm: its INT3 self-test stops the boot \
                      and cannot be switched off without the lab's kernel patch (needs hardware KVM)"
@@ -293,15 +294,7 @@ pub fn rows(env: &Env) -> Vec<Runtime> {
             },
             linux_boot: pvm_linux,
         },
-    ];
-    // Linux guests on a host where their userspace runs execute the workload like any row
-    // (QEMU's Linux row stays the boot-time reference).
-    for r in out.iter_mut() {
-        if matches!(r.kind, Kind::MicrovmLinux | Kind::VmDistro) && !pvm_linux {
-            r.linux_boot = false;
-        }
-    }
-    out
+    ]
 }
 
 /// A short account of a failed VM run: the VMM's end reason and phase times,
@@ -498,7 +491,7 @@ impl Runtime {
                         linux: true,
                         // The init handoff line is printed at info level.
                         quiet: false,
-                        pvm_quirks: kvm_kind == Some(vclab_vmm::host::KvmKind::Pvm),
+                        pvm_quirks: kvm_kind == Some(KvmKind::Pvm),
                         pvm_smp_quirks: false,
                         tsc_khz: None,
                         user: &unikernel_cmdline(spec, None),
@@ -554,9 +547,8 @@ impl Runtime {
             cpu_sys_ms: obs.cpu_sys.as_secs_f64() * 1e3,
             ..Sample::default()
         };
-        let lines = || obs.lines.iter().map(|(_, l)| l.as_str());
+        let report = vm_report::parse(obs.last_line());
         if self.linux_boot {
-            let report = vm_report::parse(obs.last_line());
             let from_report = report.as_ref().and_then(|r| {
                 vm_report::since_launch_ms(r, r.init_handoff_ns, obs.launch_monotonic_ns)
             });
@@ -577,15 +569,13 @@ impl Runtime {
             }
             return Ok(s);
         }
-        let report_lines: Vec<String> = vm_report::parse(obs.last_line())
-            .map(|r| r.guest_lines)
-            .unwrap_or_default();
-        let line = WorkloadLine::find(lines())
-            .or_else(|| WorkloadLine::find(report_lines.iter().map(String::as_str)))
+        let report_lines = report.iter().flat_map(|r| r.guest_lines.iter());
+        let line = WorkloadLine::find(obs.lines.iter().map(|(_, l)| l.as_str()))
+            .or_else(|| WorkloadLine::find(report_lines.map(String::as_str)))
             .ok_or_else(|| {
                 format!(
                     "no workload result line in the output: {}",
-                    vm_failure(vm_report::parse(obs.last_line()).as_ref(), obs)
+                    vm_failure(report.as_ref(), obs)
                 )
             })?;
         line.check(spec)?;
@@ -616,14 +606,14 @@ impl Runtime {
                 }
             }
             Kind::MicrovmUnikernel | Kind::MicrovmLinux | Kind::VmDistro => {
-                let report = vm_report::parse(obs.last_line()).ok_or_else(|| {
+                let report = report.as_ref().ok_or_else(|| {
                     format!(
                         "the VMM (vclab-vmm) printed no JSON report as its last line: {}",
                         obs.tail()
                     )
                 })?;
                 s.start_latency_ms = vm_report::since_launch_ms(
-                    &report,
+                    report,
                     report.guest_ready_ns,
                     obs.launch_monotonic_ns,
                 );

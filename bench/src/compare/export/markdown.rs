@@ -62,22 +62,11 @@ impl Exporter for MarkdownExporter {
             out += &format!("- {rows}: {meaning}.\n");
         }
         out += "\n## The course's table, measured\n\n";
-        let lines = course::course_table(r);
-        let rows: Vec<Vec<String>> = lines
-            .iter()
-            .map(|l| {
-                vec![
-                    l.topic.to_string(),
-                    l.course.to_string(),
-                    l.measured.clone(),
-                    l.verdict.clone(),
-                ]
-            })
+        let rows: Vec<Vec<String>> = course::course_table(r)
+            .into_iter()
+            .map(course::CourseLine::cells)
             .collect();
-        out += &md_table(
-            &["topic", "the course says", "this run measured", "verdict"],
-            &rows,
-        );
+        out += &md_table(course::HEADERS, &rows);
         Ok(out.into_bytes())
     }
 }
