@@ -3,9 +3,7 @@
 //! writes only the [`Results`] record.
 
 use super::outliers::outlier_indices;
-use super::record::{
-    Case, CaseSummary, Results, Sample, Status, PLACEMENT_MIGRATED, PLACEMENT_MIXED,
-};
+use super::record::{CaseSummary, Results, Sample, Status, PLACEMENT_MIGRATED, PLACEMENT_MIXED};
 use super::stats::{ratio, summary_ratio, Summary};
 
 const KIB_PER_MIB: f64 = 1024.0;
@@ -102,7 +100,15 @@ pub fn summarise(results: &mut Results) {
             }
         }
     }
-    let snapshot: Vec<Case> = results.cases.clone();
+    // Each case's start latency, looked up while the cases are borrowed mutably.
+    let starts: Vec<(String, String, Option<Summary>)> = results
+        .cases
+        .iter()
+        .map(|c| {
+            let start = c.summary.as_ref().and_then(|s| s.start_latency_ms);
+            (c.runtime.clone(), c.kernel.clone(), start)
+        })
+        .collect();
     for case in results.cases.iter_mut() {
         let Some(s) = case.summary.as_mut() else {
             continue;
@@ -111,11 +117,10 @@ pub fn summarise(results: &mut Results) {
             continue;
         };
         for peer in peers_of(&case.runtime) {
-            let theirs = snapshot
+            let theirs = starts
                 .iter()
-                .find(|c| c.runtime == *peer && c.kernel == case.kernel)
-                .and_then(|c| c.summary.as_ref())
-                .and_then(|p| p.start_latency_ms);
+                .find(|(rt, k, _)| rt == peer && *k == case.kernel)
+                .and_then(|(_, _, start)| *start);
             if let Some(p) = theirs {
                 s.start_vs_peer = ratio(own.median, own.stddev, p.median, p.stddev);
                 s.peer = Some((*peer).to_string());
@@ -128,7 +133,7 @@ pub fn summarise(results: &mut Results) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::record::{RunConfig, FORMAT_VERSION};
+    use crate::compare::record::{Case, RunConfig, FORMAT_VERSION};
     use crate::host::HostRecord;
 
     fn sample(start: f64, rss_kib: u64, cpu: f64, score: f64) -> Sample {
