@@ -2,6 +2,8 @@
 //! can be fed made-up exits in tests. The vCPU loop translates each
 //! `VcpuExit` into an [`ExitEvent`] and obeys the returned [`Action`].
 
+use kvm_bindings::{KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+
 use crate::devices::labctl::{Effect, LabCtl};
 use crate::devices::Devices;
 use crate::layout;
@@ -134,9 +136,8 @@ pub struct Policy {
     pub stop_at_init_handoff: bool,
 }
 
-/// KVM_SYSTEM_EVENT_SHUTDOWN, _RESET, _CRASH.
-const SYSTEM_EVENT_SHUTDOWN: u32 = 1;
-const SYSTEM_EVENT_RESET: u32 = 2;
+/// The last of COM1's 8 UART registers.
+const SERIAL_PORT_LAST: u16 = layout::SERIAL_PORT_BASE + 7;
 /// Port 0x80: the POST/io_delay port Linux writes to for short delays.
 const POST_PORT: u16 = 0x80;
 
@@ -162,12 +163,9 @@ pub fn handle_exit(exit: ExitEvent<'_>, devices: &mut Devices, policy: Policy) -
         }
         ExitEvent::Hlt | ExitEvent::Interrupted | ExitEvent::Other(_) => Action::Continue,
         ExitEvent::Shutdown => Action::Stop(after_reset(devices, EndReason::TripleFault)),
-        ExitEvent::SystemEvent { kind } if kind == SYSTEM_EVENT_RESET => {
-            Action::Stop(after_reset(devices, EndReason::Reset))
-        }
-        ExitEvent::SystemEvent { kind } if kind == SYSTEM_EVENT_SHUTDOWN => {
-            Action::Stop(after_reset(devices, EndReason::Reset))
-        }
+        ExitEvent::SystemEvent {
+            kind: KVM_SYSTEM_EVENT_RESET | KVM_SYSTEM_EVENT_SHUTDOWN,
+        } => Action::Stop(after_reset(devices, EndReason::Reset)),
         ExitEvent::SystemEvent { kind } => Action::Stop(EndReason::InternalError(format!(
             "KVM system event {kind} (guest crash)"
         ))),
@@ -196,9 +194,8 @@ fn after_reset(devices: &Devices, reason: EndReason) -> EndReason {
 }
 
 fn io_in(port: u16, data: &mut [u8], devices: &mut Devices) {
-    let serial_ports = layout::SERIAL_PORT_BASE..layout::SERIAL_PORT_BASE + 8;
     match port {
-        p if serial_ports.contains(&p) => {
+        p @ layout::SERIAL_PORT_BASE..=SERIAL_PORT_LAST => {
             let value = devices.serial.read((p - layout::SERIAL_PORT_BASE) as u8);
             data.fill(0);
             data[0] = value;
@@ -217,10 +214,9 @@ fn io_in(port: u16, data: &mut [u8], devices: &mut Devices) {
 }
 
 fn io_out(port: u16, data: &[u8], devices: &mut Devices, policy: Policy) -> Action {
-    let serial_ports = layout::SERIAL_PORT_BASE..layout::SERIAL_PORT_BASE + 8;
     let first = data.first().copied().unwrap_or(0);
     match port {
-        p if serial_ports.contains(&p) => {
+        p @ layout::SERIAL_PORT_BASE..=SERIAL_PORT_LAST => {
             let before = devices.serial.writer().milestones;
             if let Err(e) = devices
                 .serial

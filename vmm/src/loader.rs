@@ -240,17 +240,11 @@ pub fn probe(path: &Path) -> Result<(File, KernelInfo), Error> {
         err,
     };
     let mut file = File::open(path).map_err(read_err)?;
-    let mut head = vec![0u8; 1024];
-    let mut n = 0;
-    loop {
-        let got = file.read(&mut head[n..]).map_err(read_err)?;
-        if got == 0 || n + got == head.len() {
-            n += got;
-            break;
-        }
-        n += got;
-    }
-    head.truncate(n);
+    let mut head = Vec::with_capacity(1024);
+    (&mut file)
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
     let info = if head.starts_with(b"\x7fELF") {
         let is_linux = elf_has_linux_note(&mut file, &head);
         KernelInfo {

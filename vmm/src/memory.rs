@@ -44,16 +44,11 @@ pub enum Error {
         /// The ioctl error.
         err: kvm_ioctls::Error,
     },
-    /// The helper thread that registers the slots died.
-    #[error("the thread registering guest memory with KVM stopped unexpectedly")]
-    RegisterThread,
 }
 
 /// Reads MemTotal (in MiB) out of the text of /proc/meminfo.
 pub fn parse_mem_total_mib(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    crate::procstat::field(meminfo, "MemTotal:").map(|kib| kib / 1024)
 }
 
 /// Checks `mib` against the minimum and the host's MemTotal.

@@ -13,15 +13,25 @@ pub struct MemStats {
     pub guest_rss_kib: Option<u64>,
 }
 
-/// VmHWM (KiB) from the text of /proc/PID/status.
-pub fn parse_vmhwm(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+/// The number after `key` when `line` starts with it (`"VmHWM:  3072 kB"`,
+/// `"VmHWM:"` → 3072).
+fn value_after(line: &str, key: &str) -> Option<u64> {
+    line.strip_prefix(key)?
         .split_whitespace()
-        .nth(1)?
+        .next()?
         .parse()
         .ok()
+}
+
+/// The number on the `key` line of a /proc file such as /proc/PID/status or
+/// /proc/meminfo (`key` includes the colon).
+pub fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| value_after(l, key))
+}
+
+/// VmHWM (KiB) from the text of /proc/PID/status.
+pub fn parse_vmhwm(status: &str) -> Option<u64> {
+    field(status, "VmHWM:")
 }
 
 /// (Pss outside `guest`, Rss inside `guest`) in KiB from the text of
@@ -37,16 +47,10 @@ pub fn parse_smaps(smaps: &str, guest: &[(u64, u64)]) -> (u64, u64) {
                 continue;
             }
         }
-        let value = || -> u64 {
-            line.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        if line.starts_with("Pss:") && !in_guest {
-            pss += value();
-        } else if line.starts_with("Rss:") && in_guest {
-            guest_rss += value();
+        if in_guest {
+            guest_rss += value_after(line, "Rss:").unwrap_or(0);
+        } else {
+            pss += value_after(line, "Pss:").unwrap_or(0);
         }
     }
     (pss, guest_rss)

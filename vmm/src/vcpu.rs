@@ -150,18 +150,16 @@ fn record_rip(fd: &VcpuFd, index: u32, shared: &Shared) {
 /// The body of vCPU thread `index`: runs until an ending event (sent on
 /// `ended`) or until `stop` is set and the thread is kicked.
 pub fn run_loop(mut fd: VcpuFd, index: u32, shared: Arc<Shared>, ended: Sender<EndReason>) {
+    if index == 0 && !shared.stop.load(Ordering::Acquire) {
+        let now = shared.devices.lock().map(|d| d.clock.now_ns()).ok();
+        if let Ok(mut first) = shared.first_run_ns.lock() {
+            *first = now;
+        }
+    }
     loop {
         if shared.stop.load(Ordering::Acquire) {
             record_rip(&fd, index, &shared);
             return;
-        }
-        if index == 0 {
-            if let Ok(mut first) = shared.first_run_ns.lock() {
-                if first.is_none() {
-                    let now = shared.devices.lock().map(|d| d.clock.now_ns()).ok();
-                    *first = now;
-                }
-            }
         }
         let action = match fd.run() {
             Ok(VcpuExit::InternalError) => {
@@ -171,10 +169,7 @@ pub fn run_loop(mut fd: VcpuFd, index: u32, shared: Arc<Shared>, ended: Sender<E
             Ok(exit) => lock_and_handle(&shared, translate(exit)),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 fd.set_kvm_immediate_exit(0);
-                if let Ok(mut devices) = shared.devices.lock() {
-                    *devices.exits.entry("interrupted").or_insert(0) += 1;
-                }
-                Action::Continue
+                lock_and_handle(&shared, ExitEvent::Interrupted)
             }
             Err(e) => Action::Stop(EndReason::InternalError(format!(
                 "KVM_RUN failed on vCPU {index}: {e}"

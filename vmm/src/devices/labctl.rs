@@ -50,8 +50,6 @@ pub struct LabCtl {
     clock: Clock,
     /// When the guest wrote the ready marker, ns.
     pub ready_ns: Option<u64>,
-    /// The exit status the guest wrote.
-    pub exit_status: Option<u8>,
     /// Lines received.
     pub lines: Vec<String>,
     /// Bad line records (out of bounds, too long, wrong width).
@@ -66,7 +64,6 @@ impl LabCtl {
             out,
             clock,
             ready_ns: None,
-            exit_status: None,
             lines: Vec::new(),
             bad_records: 0,
         }
@@ -99,11 +96,7 @@ impl LabCtl {
                 }
                 Effect::None
             }
-            layout::LABCTL_EXIT_PORT => {
-                let status = data.first().copied().unwrap_or(0);
-                self.exit_status = Some(status);
-                Effect::Exit(status)
-            }
+            layout::LABCTL_EXIT_PORT => Effect::Exit(data.first().copied().unwrap_or(0)),
             _ => {
                 match self.read_line(data) {
                     Ok(line) => {

@@ -57,8 +57,6 @@ pub struct ConsoleSink {
     last_lines: VecDeque<String>,
     /// What was seen so far.
     pub milestones: Milestones,
-    /// Bytes written by the guest.
-    pub bytes: u64,
 }
 
 impl ConsoleSink {
@@ -71,7 +69,6 @@ impl ConsoleSink {
             watch: None,
             last_lines: VecDeque::new(),
             milestones: Milestones::default(),
-            bytes: 0,
         }
     }
 
@@ -119,7 +116,6 @@ impl io::Write for ConsoleSink {
             self.milestones.first_byte_ns = Some(self.clock.now_ns());
         }
         for &b in buf {
-            self.bytes += 1;
             match b {
                 b'\n' => self.end_line(true),
                 b'\r' => {}
