@@ -17,8 +17,10 @@ import sys
 import threading
 import time
 
-MANIFEST = os.path.join(os.environ.get("VCLAB_CACHE") or os.path.expanduser("~/.cache/vclab"),
-                        "manifest.json")
+# The cache directory as vclab_vmm::cache::dir names it.
+CACHE = (os.environ.get("VCLAB_CACHE")
+         or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vclab"))
+MANIFEST = os.path.join(CACHE, "manifest.json")
 HANDOFF = b"Run /init as init process"
 PVM_SWITCHES = "noxsave clearcpuid=popcnt,fsgsbase,smap vclab.no_int3_selftest vclab.no_fwait"
 

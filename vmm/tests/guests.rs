@@ -2,16 +2,16 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
+
+use vclab_vmm::VmConfig;
 
 use common::*;
 
 #[test]
 fn exit_port_ready_marker_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "exit", READY_LINE_EXIT);
-    let (cfg, _console, lines) = config(&kernel);
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, _console, lines) = run_guest(READY_LINE_EXIT, |_| {});
     assert_eq!(r.exit_reason, "guest-exit");
     assert_eq!(r.guest_exit_code, Some(42));
     assert_eq!(r.guest_lines, vec!["hello".to_string()]);
@@ -33,10 +33,7 @@ fn exit_port_ready_marker_and_line() {
 
 #[test]
 fn unknown_ports_read_all_ones_and_are_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "ports", PORTS);
-    let (cfg, _, _) = config(&kernel);
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, _, _) = run_guest(PORTS, |_| {});
     assert_eq!(r.exit_reason, "guest-exit");
     assert_eq!(r.guest_exit_code, Some(0x56));
     assert_eq!(r.unclaimed_accesses, 3);
@@ -44,29 +41,19 @@ fn unknown_ports_read_all_ones_and_are_counted() {
 
 #[test]
 fn triple_fault_ends_the_vm() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "triple", TRIPLE_FAULT);
-    let (cfg, _, _) = config(&kernel);
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, _, _) = run_guest(TRIPLE_FAULT, |_| {});
     assert_eq!(r.exit_reason, "triple-fault", "{r:?}");
 }
 
 #[test]
 fn i8042_reset_ends_the_vm() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "reset", RESET);
-    let (cfg, _, _) = config(&kernel);
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, _, _) = run_guest(RESET, |_| {});
     assert_eq!(r.exit_reason, "reset");
 }
 
 #[test]
 fn timeout_ends_a_hanging_guest() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "hang", HANG);
-    let (mut cfg, _, _) = config(&kernel);
-    cfg.timeout = Some(Duration::from_millis(500));
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, _, _) = run_guest(HANG, |cfg| cfg.timeout = Some(Duration::from_millis(500)));
     assert_eq!(r.exit_reason, "timeout");
     let exit = r.exit_ns.unwrap() - r.vm_built_ns.unwrap();
     assert!(exit >= 500_000_000, "{exit}");
@@ -74,11 +61,7 @@ fn timeout_ends_a_hanging_guest() {
 
 #[test]
 fn uart_flood_ends_cleanly_on_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = assemble(dir.path(), "flood", FLOOD);
-    let (mut cfg, console, _) = config(&kernel);
-    cfg.timeout = Some(Duration::from_millis(500));
-    let r = vclab_vmm::run(&cfg).unwrap();
+    let (r, console, _) = run_guest(FLOOD, |cfg| cfg.timeout = Some(Duration::from_millis(500)));
     assert_eq!(r.exit_reason, "timeout");
     assert!(r.kernel_start_ns.is_some());
     let bytes = console.lock().unwrap().len() as u64;
@@ -107,29 +90,22 @@ fn two_and_four_vcpus_boot() {
 fn bad_inputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = assemble(dir.path(), "exit", READY_LINE_EXIT);
-    let (mut cfg, _, _) = config(&kernel);
-    cfg.vcpus = 0;
-    assert!(vclab_vmm::run(&cfg)
-        .unwrap_err()
-        .to_string()
-        .contains("--vcpus"));
-    let (mut cfg, _, _) = config(&kernel);
-    cfg.mem_mib = 0;
-    assert!(vclab_vmm::run(&cfg)
-        .unwrap_err()
-        .to_string()
-        .contains("--mem"));
+    let error = |kernel: &Path, edit: &dyn Fn(&mut VmConfig)| {
+        let (mut cfg, _, _) = config(kernel);
+        edit(&mut cfg);
+        vclab_vmm::run(&cfg).unwrap_err().to_string()
+    };
+    let e = error(&kernel, &|cfg| cfg.vcpus = 0);
+    assert!(e.contains("--vcpus"), "{e}");
+    let e = error(&kernel, &|cfg| cfg.mem_mib = 0);
+    assert!(e.contains("--mem"), "{e}");
     let big = dir.path().join("big.img");
     std::fs::File::create(&big)
         .unwrap()
         .set_len(40 << 20)
         .unwrap();
-    let (mut cfg, _, _) = config(&kernel);
-    cfg.initrd = Some(big);
-    let e = vclab_vmm::run(&cfg).unwrap_err().to_string();
+    let e = error(&kernel, &|cfg| cfg.initrd = Some(big.clone()));
     assert!(e.contains("does not fit"), "{e}");
-    let (mut cfg, _, _) = config(&dir.path().join("exit.S"));
-    cfg.vcpus = 1;
-    let e = vclab_vmm::run(&cfg).unwrap_err().to_string();
+    let e = error(&dir.path().join("exit.S"), &|_| {});
     assert!(e.contains("neither an ELF"), "{e}");
 }

@@ -8,21 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn cache_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("VCLAB_CACHE") {
-        return PathBuf::from(d);
-    }
-    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("vclab");
-    }
-    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vclab")
-}
+use vclab_vmm::cache;
 
 fn from_manifest(name: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(cache_dir().join("manifest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let p = PathBuf::from(v["artifacts"][name]["path"].as_str()?);
-    p.exists().then_some(p)
+    cache::artifact(&cache::dir(), name)
 }
 
 fn workspace() -> PathBuf {

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vclab_vmm::{Output, VmConfig};
+use vclab_vmm::{Output, VmConfig, VmReport};
 
 /// Writes `body` as the code after `_start` and links it at 1 MiB.
 pub fn assemble(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -95,4 +95,15 @@ pub fn config(kernel: &Path) -> (VmConfig, Buffer, Buffer) {
     cfg.lines = Output::Memory(lines.clone());
     cfg.timeout = Some(Duration::from_secs(20));
     (cfg, console, lines)
+}
+
+/// Assembles `body` in a temporary directory and runs it to its end with the
+/// [`config`] defaults as `edit` changes them.
+pub fn run_guest(body: &str, edit: impl FnOnce(&mut VmConfig)) -> (VmReport, Buffer, Buffer) {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "guest", body);
+    let (mut cfg, console, lines) = config(&kernel);
+    edit(&mut cfg);
+    let report = vclab_vmm::run(&cfg).unwrap();
+    (report, console, lines)
 }
