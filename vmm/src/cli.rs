@@ -160,7 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
                     return Err(Error::Value {
                         flag: "--mem",
                         value: "0".to_string(),
-                        what: "a VM needs memory; use --mem 16 or more (MiB)",
+                        what: "a VM needs memory; use --mem 2 or more (MiB)",
                     });
                 }
             }

@@ -91,7 +91,8 @@ pub fn create_vm(kvm: &Kvm) -> Result<VmFd, Error> {
 /// after guest memory is registered and before any vCPU is created (KVM
 /// requires the irqchip first). Firecracker keeps the same order; on kvm_pvm
 /// it matters: a memory slot registered once an irqchip exists costs about
-/// 7 ms, against 0.1 ms before (measured, 128 MiB).
+/// 7 ms, against 0.1 ms before (raw-ioctl probe, 128 MiB, n=3 each:
+/// 6.91–7.03 ms after `KVM_CREATE_IRQCHIP`, 0.08–0.16 ms before it).
 pub fn create_irqchip(vm: &VmFd) -> Result<(), Error> {
     vm.set_tss_address(layout::KVM_TSS_ADDRESS as usize)
         .map_err(Error::SetTss)?;

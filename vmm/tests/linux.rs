@@ -6,8 +6,9 @@
 //!   its JSON line's checksum must equal the host `vclab-workload`'s;
 //! - kvm_pvm (guest ring 0 emulated, guest userspace cannot make system
 //!   calls): the boot must reach Linux's init handoff with both CPUs up. Here
-//!   one such boot takes about two minutes idle (most of it unpacking the
-//!   3.3 MB initramfs in emulated ring 0), more under load.
+//!   the two tests of this file took 181 s and 294 s together in two CI runs
+//!   (most of a boot is unpacking the initramfs in emulated ring 0), more
+//!   under load.
 //!
 //! A deliberately broken initramfs must end as a clean `guest-panic` with the
 //! panic in the report's last console lines.

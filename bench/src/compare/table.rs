@@ -53,8 +53,9 @@ pub fn cgroup_note(s: &CaseSummary, runs: usize) -> Option<String> {
         };
         return Some(format!(
             "cgroup attach {:.1} ms ({:.1}–{:.1}) of the start{of}: writing the pid to cgroup.procs \
-             waits for an RCU grace period; crun pays the same on cgroup v1, and on cgroup v2 vclab \
-             starts the process inside its cgroup (clone3 CLONE_INTO_CGROUP)",
+             is a cgroup migration (it waits for an RCU grace period); crun also migrates on cgroup v1 \
+             but does not report it, and on cgroup v2 vclab starts the process inside its cgroup \
+             (clone3 CLONE_INTO_CGROUP)",
             a.median, a.min, a.max
         ));
     }
@@ -185,8 +186,9 @@ mod tests {
             cgroup_note(&migrated, 3).as_deref(),
             Some(
                 "cgroup attach 12.3 ms (4.1–15.0) of the start: writing the pid to cgroup.procs \
-                 waits for an RCU grace period; crun pays the same on cgroup v1, and on cgroup v2 \
-                 vclab starts the process inside its cgroup (clone3 CLONE_INTO_CGROUP)"
+                 is a cgroup migration (it waits for an RCU grace period); crun also migrates on \
+                 cgroup v1 but does not report it, and on cgroup v2 vclab starts the process inside \
+                 its cgroup (clone3 CLONE_INTO_CGROUP)"
             )
         );
         let mixed = summary(Some("mixed"), &[9.0]);
