@@ -401,7 +401,11 @@ pub fn run(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
+            // The reader thread stamps a line when it gets to read it; on a
+            // loaded machine that can be after this loop saw the exit, though
+            // the tree wrote it before exiting: such a line is stamped with
+            // the exit's time, never later.
+            Ok((t, l)) => lines.push((t.min(total), l)),
             Err(_) => break,
         }
     }
