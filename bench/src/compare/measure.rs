@@ -126,21 +126,35 @@ pub fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Each process's parent, from /proc/*/stat, for pids from `min_pid` up.
-/// Descendants of a child get pids above it (until the pid counter wraps,
-/// which a run of a few seconds does not see), so the scan skips the rest of
-/// the system: a poll must cost little next to what it measures.
-fn parents(min_pid: i32) -> HashMap<i32, i32> {
+/// Whether `pid` was handed out after `root`, given the last pid handed out
+/// (`last`, from /proc/sys/kernel/ns_last_pid): pids count up from `root` to
+/// `last`, or, once the counter has wrapped (pid_max is 32768 on many hosts,
+/// this one included), from `root` to pid_max and again from 1 to `last`.
+fn newer_than(pid: i32, root: i32, last: Option<i32>) -> bool {
+    match last {
+        Some(last) if last >= root => (root..=last).contains(&pid),
+        Some(last) => pid >= root || pid <= last,
+        None => pid >= root,
+    }
+}
+
+/// Each process's parent, from /proc/*/stat, for pids handed out since
+/// `root` (descendants of a child are among them): the scan skips the rest of
+/// the system, so a poll costs little next to what it measures.
+fn parents(root: i32) -> HashMap<i32, i32> {
     let mut map = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return map;
     };
+    let last = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
             .and_then(|s| s.parse::<i32>().ok())
-            .filter(|p| *p >= min_pid)
+            .filter(|p| newer_than(*p, root, last))
         else {
             continue;
         };
@@ -487,6 +501,18 @@ mod tests {
             plain.lines.iter().any(|(_, l)| l.contains(unified)),
             host_has_it
         );
+    }
+
+    #[test]
+    fn pids_after_the_root_include_those_past_a_wrap() {
+        assert!(newer_than(500, 400, Some(600)));
+        assert!(!newer_than(300, 400, Some(600)));
+        assert!(!newer_than(700, 400, Some(600)));
+        // Wrapped: 32760 was the root, the counter is now at 20.
+        assert!(newer_than(32761, 32760, Some(20)));
+        assert!(newer_than(7, 32760, Some(20)));
+        assert!(!newer_than(21, 32760, Some(20)));
+        assert!(newer_than(401, 400, None));
     }
 
     #[test]
