@@ -27,6 +27,13 @@ lint() {
     log "cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    # The unikernel is its own workspace with its own target and flags (.cargo/config.toml, read
+    # from its folder; build.sh drops the caller's RUSTFLAGS the same way).
+    log "guest-images/unikernel: cargo fmt --check; cargo clippy --release --all-targets -- -D warnings"
+    (cd "$REPO/guest-images/unikernel" &&
+        cargo fmt --check &&
+        env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_BUILD_TARGET \
+            cargo clippy --release --all-targets -- -D warnings)
 }
 
 build() {
@@ -37,6 +44,18 @@ build() {
 tests() {
     log "cargo test --workspace"
     cargo test --workspace -- --test-threads=2
+}
+
+# The cached unikernel (scripts/guest-images.sh) under QEMU microvm (PVH entry, checksums against the
+# cached host vclab-workload, the vclab.fault modes) and, with the vclab binary `build` made, under
+# the lab VMM with and without the lab device.
+unikernel() {
+    log "guest-images/unikernel/test.sh on the cached unikernel (QEMU microvm and vclab vm run)"
+    local vclab="$REPO/target/debug/vclab"
+    [ -x "$vclab" ] || vclab=""
+    VCLAB_UNIKERNEL=$("$REPO/scripts/guest-images.sh" path unikernel) \
+        VCLAB_WORKLOAD=$("$REPO/scripts/guest-images.sh" path workload) \
+        VCLAB_BIN="$vclab" "$REPO/guest-images/unikernel/test.sh"
 }
 
 # The static binaries scripts/compare.sh measures: they build, and each runs its guest or container.
@@ -55,14 +74,16 @@ static() {
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [all|setup|images|lint|build|test|help]
-  all     setup, images, lint, build, test, static (default)
-  setup   scripts/setup.sh
-  images  scripts/guest-images.sh all
-  lint    cargo fmt --check and cargo clippy -D warnings
-  build   cargo build --workspace --all-targets
-  test    cargo test --workspace
-  static  scripts/build-static.sh and a smoke run of the static vclab-vmm and vclab-container
+Usage: scripts/test.sh [all|setup|images|lint|build|test|unikernel|help]
+  all        setup, images, lint, build, test, unikernel, static (default)
+  setup      scripts/setup.sh
+  images     scripts/guest-images.sh all
+  lint       cargo fmt --check and cargo clippy -D warnings (workspace and unikernel)
+  build      cargo build --workspace --all-targets
+  test       cargo test --workspace
+  unikernel  guest-images/unikernel/test.sh on the cached unikernel (after images; after build
+             it also runs it under target/debug/vclab)
+  static     scripts/build-static.sh and a smoke run of the static vclab-vmm and vclab-container
 USAGE
 }
 
@@ -75,6 +96,7 @@ main() {
             lint
             build
             tests
+            unikernel
             static
             log "all passed"
             ;;
@@ -83,6 +105,7 @@ main() {
         lint) lint ;;
         build) build ;;
         test) tests ;;
+        unikernel) unikernel ;;
         static) static ;;
         help | -h | --help) usage ;;
         *)

@@ -1,7 +1,7 @@
 //! `vclab host`: describe this host (KVM kind and what it means for guests,
 //! cgroup mode, installed peers with versions).
 
-use crate::host::HostRecord;
+use vclab_bench::host::HostRecord;
 
 /// Arguments of `vclab host`.
 #[derive(clap::Args, Debug)]

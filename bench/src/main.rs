@@ -2,11 +2,12 @@
 //! module; `main` only parses, dispatches, prints the error chain and sets the
 //! exit code.
 
-mod compare;
 mod container_cmd;
-mod host;
 mod host_cmd;
+mod report_cmd;
 mod vm_cmd;
+
+use vclab_bench::{compare, spawn};
 
 use clap::{Parser, Subcommand};
 
@@ -31,8 +32,16 @@ enum Command {
     Container(container_cmd::ContainerCommand),
     /// Run the side-by-side comparison and write its report.
     Compare(compare::Args),
-    /// Rebuild the plots and report of a saved results directory without measuring.
-    Report(compare::ReportArgs),
+    /// Rebuild the report of a saved results directory, or compare several (e.g. one per
+    /// host) in one report, without measuring.
+    Report(report_cmd::Args),
+    /// The harness's guard (started by `vclab compare` itself): waits for the
+    /// harness to end, then removes what it left in DIR.
+    #[command(hide = true)]
+    Guard {
+        /// The harness's state entry, `/run/vclab/harness-<pid>`.
+        dir: std::path::PathBuf,
+    },
 }
 
 fn run(cli: Cli, origin: std::time::Instant) -> anyhow::Result<i32> {
@@ -41,7 +50,8 @@ fn run(cli: Cli, origin: std::time::Instant) -> anyhow::Result<i32> {
         Command::Vm(cmd) => vm_cmd::run(cmd, origin),
         Command::Container(cmd) => container_cmd::run(cmd),
         Command::Compare(args) => compare::run(args),
-        Command::Report(args) => compare::report(args),
+        Command::Report(args) => report_cmd::run(args),
+        Command::Guard { dir } => Ok(spawn::guard::guard_main(&dir)),
     }
 }
 

@@ -93,3 +93,78 @@ fn report_of_a_missing_directory_fails_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("results.json"), "{err}");
 }
+
+/// `vclab report` on a copy of `fixture` (a file under golden/input); returns the directory.
+fn report_of(fixture: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        golden().join("input").join(fixture),
+        dir.path().join("results.json"),
+    )
+    .expect("copy the fixture");
+    let out = Command::new(env!("CARGO_BIN_EXE_vclab"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .expect("run vclab report");
+    assert!(
+        out.status.success(),
+        "vclab report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn a_version_1_file_with_summaries_loads_and_is_written_back_as_version_2() {
+    // v1-summarised.json is the golden results.json of format version 1: its
+    // ratios carry the old propagated `error`.
+    let v1 = std::fs::read_to_string(golden().join("input/v1-summarised.json")).unwrap();
+    assert!(v1.contains("\"version\": 1") && v1.contains("\"error\""));
+    let dir = report_of("v1-summarised.json");
+    let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["version"], 2);
+    assert!(!json.contains("\"error\"") && !json.contains("v1_error"));
+    // The same samples give the same figures as the golden (version 2) output.
+    let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    let want = std::fs::read_to_string(golden().join("results.md")).unwrap();
+    assert_eq!(md, want);
+}
+
+#[test]
+fn every_export_says_what_its_figures_are() {
+    let dir = report_of_fixture();
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+    let csv = read("results.csv");
+    let header = csv.lines().next().unwrap();
+    for col in [
+        "start_latency_median_ci95_low_ms",
+        "score_median_ci95_high_ops_per_s",
+        "score_vs_bare_ci95_low",
+        "score_vs_bare_method",
+        "start_vs_peer_ci95_high",
+    ] {
+        assert!(header.split(',').any(|h| h == col), "no {col} in {header}");
+    }
+    assert!(!header.contains("error"), "{header}");
+    for name in ["results.md", "report.html"] {
+        let text = read(name);
+        for label in [
+            "median [95 % CI]",
+            "(min–max)",
+            "score vs bare [95 % CI]",
+            "start vs peer [95 % CI]",
+            "percentile-bootstrap 95 % CI",
+            "paired per round",
+            "unpaired",
+            "host noise during the run",
+        ] {
+            assert!(
+                text.to_lowercase().contains(&label.to_lowercase()),
+                "{name} lacks '{label}'"
+            );
+        }
+        assert!(!text.contains('±'), "{name} still shows a ±");
+    }
+}

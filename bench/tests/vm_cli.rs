@@ -54,9 +54,13 @@ fn exit7_report(out: Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(7), "{stderr}");
     assert!(stderr.contains("status 7"), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let last = stdout.lines().last().unwrap();
+    let report: vclab_vmm::VmReport = serde_json::from_str(last).unwrap();
+    assert_eq!(report.exit_reason, vclab_vmm::ExitReason::GuestExit);
+    assert_eq!(report.guest_exit_code, Some(7));
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    // The wire name, as old results.json files have it.
     assert_eq!(v["exit_reason"], "guest-exit");
-    assert_eq!(v["guest_exit_code"], 7);
     v
 }
 

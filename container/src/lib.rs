@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use caps::CapSet;
-use cgroups::{Cgroup, CgroupMode, Limits, Placement};
+use cgroups::{Cgroup, CgroupMode, Limits};
 use namespaces::Namespace;
 
 /// Errors of a container run.
@@ -147,50 +147,9 @@ impl ContainerConfig {
     }
 }
 
-/// The outcome of a run: printed by `--json` as the last stdout line. The
-/// fields are documented here; times are CLOCK_MONOTONIC nanoseconds, so
-/// `exec_monotonic_ns - start_monotonic_ns` is the launcher's start-up, of
-/// which `cgroup_attach_ns` is the cgroup migration.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RunReport {
-    /// Container id.
-    pub id: String,
-    /// Host cgroup mode used.
-    pub cgroup_mode: CgroupMode,
-    /// Rootless run.
-    pub rootless: bool,
-    /// CLOCK_MONOTONIC (ns) when [`run`] started.
-    pub start_monotonic_ns: u64,
-    /// CLOCK_MONOTONIC (ns) when the workload was exec'd.
-    pub exec_monotonic_ns: u64,
-    /// How the container got into its cgroup: `clone-into` (born in it,
-    /// cgroup v2 `clone3` with `CLONE_INTO_CGROUP`), `migrated` (its pid
-    /// written to `cgroup.procs` after the clone: v1/hybrid, or v2 when the
-    /// kernel refused) or `none`.
-    #[serde(default)]
-    pub cgroup_placement: Placement,
-    /// Time the launcher spent migrating the container into its cgroup (the
-    /// `cgroup.procs` writes of every controller), ns; 0 when it was born
-    /// there or has no cgroup. The child builds its mounts meanwhile, so this
-    /// delays the exec only where it outlasts them. The first v1 write waits
-    /// for an RCU grace period (7–11 ms seen on the hybrid lab host).
-    #[serde(default)]
-    pub cgroup_attach_ns: u64,
-    /// CLOCK_MONOTONIC (ns) when the container was reaped.
-    pub exit_monotonic_ns: u64,
-    /// Exit code (128+N for signal N).
-    pub exit_code: i32,
-    /// The signal that ended the workload.
-    pub signal: Option<i32>,
-    /// The OOM killer killed a task of the container.
-    pub oom_killed: bool,
-    /// Peak memory of the cgroup, bytes.
-    pub memory_peak_bytes: Option<u64>,
-    /// CPU time of the cgroup (user + system), ns.
-    pub cpu_usage_ns: Option<u64>,
-    /// The launcher's own peak RSS (VmHWM), KiB.
-    pub launcher_peak_rss_kib: Option<u64>,
-}
+/// The outcome of a run, printed by `--json` as the last stdout line (its
+/// fields are documented in `vclab-contract`, which the harness reads it with).
+pub use vclab_contract::RunReport;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -416,6 +375,7 @@ fn child_setup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cgroups::Placement;
 
     #[test]
     fn path_lookup_candidates() {

@@ -107,12 +107,27 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
+/// Whether `pid` is a zombie (state `Z` in `/proc/<pid>/stat`).
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.chars().next()
+        })
+        == Some('Z')
+}
+
 /// Whether the launcher recorded in `pid_text` ("pid starttime") still runs.
 fn owner_alive(pid_text: &str) -> bool {
     let mut f = pid_text.split_whitespace();
     let (Some(pid), start) = (f.next().and_then(|p| p.parse::<u32>().ok()), f.next()) else {
         return false;
     };
+    // A zombie has exited: its parent may reap it late (PID 1 does on some hosts).
+    if zombie(pid) {
+        return false;
+    }
     match (start_time(pid), start.and_then(|s| s.parse::<u64>().ok())) {
         (Some(now), Some(then)) => then == 0 || now == then,
         _ => false,
@@ -149,20 +164,26 @@ pub fn sweep(root: &Path) -> Vec<String> {
                 String::new()
             }
         };
-        let mut lines = owner.lines();
-        if owner_alive(lines.next().unwrap_or("")) {
+        if owner_alive(owner.lines().next().unwrap_or("")) {
             continue;
         }
-        unmount_below(&dir);
-        for cg in lines.filter(|l| !l.is_empty()) {
-            let cg = Path::new(cg);
-            kill_tasks(cg);
-            let _ = crate::cgroups::remove_dir(cg);
-        }
-        remove_tree(&dir);
+        remove_entry(&dir, &owner);
         swept.push(entry.file_name().to_string_lossy().into_owned());
     }
     swept
+}
+
+/// Removes one state entry whose owner is gone: mounts below `dir`
+/// (detached), the cgroups listed after the first line of `owner` (the pid
+/// file's text; tasks killed first), then the directory.
+pub fn remove_entry(dir: &Path, owner: &str) {
+    unmount_below(dir);
+    for cg in owner.lines().skip(1).filter(|l| !l.is_empty()) {
+        let cg = Path::new(cg);
+        kill_tasks(cg);
+        let _ = crate::cgroups::remove_dir(cg);
+    }
+    remove_tree(dir);
 }
 
 fn unmount_below(dir: &Path) {

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{busybox_rootfs, need_root};
-use vclab_container::cgroups::{own_path, CgroupMode, Host, Placement};
+use vclab_container::cgroups::{detect_mode, own_path, CgroupMode, Host, Placement};
 use vclab_container::namespaces::Namespace;
 use vclab_container::{run_on, ContainerConfig, RunReport};
 
@@ -128,7 +128,7 @@ fn v2_clone_into_cgroup_and_fallback() {
     let id = |name: &str| format!("{prefix}{name}");
     // The launcher's own detection is untouched: a hybrid host stays hybrid.
     if root != Path::new("/sys/fs/cgroup") {
-        assert_eq!(CgroupMode::detect(), CgroupMode::Hybrid);
+        assert_eq!(detect_mode(), CgroupMode::Hybrid);
     }
 
     // Born in vclab-<id>: clone3 with CLONE_INTO_CGROUP, no migration.

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{busybox_rootfs, need_root};
-use vclab_container::cgroups::{CgroupMode, Placement};
+use vclab_container::cgroups::{detect_mode, CgroupMode, Placement};
 use vclab_container::{run, ContainerConfig, Error};
 
 fn config(rootfs: &Path, id: String, script: &str) -> ContainerConfig {
@@ -40,13 +40,13 @@ fn run_api_reports_and_cleans_up() {
         assert!(!r.oom_killed);
         assert!(r.start_monotonic_ns < r.exec_monotonic_ns);
         assert!(r.exec_monotonic_ns < r.exit_monotonic_ns);
-        if CgroupMode::detect() != CgroupMode::None {
+        if detect_mode() != CgroupMode::None {
             assert!(r.cpu_usage_ns.is_some_and(|n| n > 0), "{r:?}");
             assert!(r.memory_peak_bytes.is_some_and(|n| n > 0), "{r:?}");
         }
         // Production detection: v1 and hybrid hosts migrate (and time it),
         // pure v2 hosts clone into the cgroup.
-        match CgroupMode::detect() {
+        match detect_mode() {
             CgroupMode::V1 | CgroupMode::Hybrid => {
                 assert_eq!(r.cgroup_placement, Placement::Migrated, "{r:?}");
                 assert!(r.cgroup_attach_ns > 0, "{r:?}");

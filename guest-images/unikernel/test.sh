@@ -5,9 +5,13 @@
 #   - vclab.exit=N, vclab.fault=ports|triple|hang, vclab.kernel=idle, bad input, too little RAM.
 # With VCLAB_BIN=/path/to/vclab it also boots the kernels and the triple fault under the lab's own
 # VMM (`vclab vm run`, 64-bit Linux boot entry, lab control device) and checks the same lines.
+# It also boots one kernel with the lab device hidden (`vclab vm run --lab-device off`): the
+# guest must then use the UART and end by the reset, as under Firecracker or Cloud Hypervisor.
 # Usage: test.sh            (needs qemu-system-x86_64 and /dev/kvm; takes about half a minute)
 # Env: CARGO_TARGET_DIR (default: target/ here), VCLAB_QEMU_CPU (default host,-arch-capabilities:
-#      QEMU 7.2 cannot set MSR 0x10a on kvm_pvm with plain `-cpu host`).
+#      QEMU 7.2 cannot set MSR 0x10a on kvm_pvm with plain `-cpu host`),
+#      VCLAB_UNIKERNEL=PATH / VCLAB_WORKLOAD=PATH: test these builds (e.g. the cached artifacts
+#      scripts/guest-images.sh made) instead of building the guest and the host vclab-workload.
 set -eu -o pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -125,10 +129,19 @@ main() {
         exit 1
     fi
     work="$(mktemp -d /tmp/vclab-unikernel-test.XXXXXX)"
-    "$here/build.sh" "$work/guest.elf"
-    echo "test.sh: building the host vclab-workload" >&2
-    (cd "$root" && cargo build --release --quiet -p vclab-workload --bin vclab-workload)
-    host_workload="$CARGO_TARGET_DIR/release/vclab-workload"
+    if [ -n "${VCLAB_UNIKERNEL:-}" ]; then
+        echo "test.sh: testing $VCLAB_UNIKERNEL" >&2
+        cp "$VCLAB_UNIKERNEL" "$work/guest.elf"
+    else
+        "$here/build.sh" "$work/guest.elf"
+    fi
+    if [ -n "${VCLAB_WORKLOAD:-}" ]; then
+        host_workload="$VCLAB_WORKLOAD"
+    else
+        echo "test.sh: building the host vclab-workload" >&2
+        (cd "$root" && cargo build --release --quiet -p vclab-workload --bin vclab-workload)
+        host_workload="$CARGO_TARGET_DIR/release/vclab-workload"
+    fi
 
     # Checksums: the kernels' defaults and small runs with other seeds.
     check_kernel cpu - - -
@@ -156,6 +169,22 @@ main() {
             pass "vclab vm run vclab.fault=triple"
         else
             fail "vclab vm run vclab.fault=triple: status $status, want 121; $(tail -c 400 "$work/out.lf")"
+        fi
+    fi
+
+    # Lab device hidden: ready and result lines on the serial console, then the reset (status 0).
+    if [ -n "${VCLAB_BIN:-}" ]; then
+        local cmdline="vclab.kernel=cpu vclab.size=4096 vclab.iterations=1"
+        status=0
+        timeout -k 2 60 "$VCLAB_BIN" vm run --kernel "$work/guest.elf" --cmdline "$cmdline" \
+            --lab-device off --console stdout --json --timeout 50 </dev/null \
+            >"$work/out.lf" 2>"$work/err" || status=$?
+        if [ "$status" -eq 0 ] && [ "$(head -n 1 "$work/out.lf")" = '{"ready":true}' ] &&
+            [ "$(result_of "$work/out.lf")" = "$(result_of <("$host_workload" run cpu --size 4096 \
+                --iterations 1))" ] && grep -q '"exit_reason":"reset"' "$work/out.lf"; then
+            pass "vclab vm run --lab-device off $cmdline"
+        else
+            fail "vclab vm run --lab-device off: status $status; $(tail -c 600 "$work/out.lf")"
         fi
     fi
 

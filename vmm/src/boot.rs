@@ -157,10 +157,12 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
         .map_err(|e| Error::SerialIrq(e.to_string()))?;
     let mut console = serial::console(IrqTrigger(Some(serial_evt)), sink(&config.console)?, clock);
     console.writer_mut().watch = config.stop_at_console.clone();
+    let mut labctl = LabCtl::new(Some(mem.clone()), sink(&config.lines)?, clock);
+    labctl.present = config.lab_device;
     let devices = Devices {
         serial: console,
         i8042: I8042::default(),
-        labctl: LabCtl::new(Some(mem.clone()), sink(&config.lines)?, clock),
+        labctl,
         unclaimed: Unclaimed::default(),
         exits: Default::default(),
         clock,
@@ -382,17 +384,14 @@ fn report(r: ReportInputs<'_>) -> VmReport {
         vm_built_ns: Some(r.vm_built_ns),
         first_run_ns,
         exit_ns: Some(r.exit_ns),
-        exit_reason: r.reason.name().to_string(),
+        exit_reason: r.reason.reason(),
         vcpu_rips,
         vmm_peak_rss_kib: stats.peak_rss_kib,
         vmm_pss_kib: stats.pss_kib,
         guest_ram_kib: r.config.mem_mib * 1024,
         guest_touched_kib: stats.guest_rss_kib,
         vcpus: r.config.vcpus,
-        kernel_format: match r.format {
-            KernelFormat::Elf => "elf".to_string(),
-            KernelFormat::BzImage => "bz-image".to_string(),
-        },
+        kernel_format: r.format,
         linux: r.linux,
         cmdline: r.cmdline,
         tsc_khz: r.tsc_khz,
@@ -401,7 +400,7 @@ fn report(r: ReportInputs<'_>) -> VmReport {
             .and_then(|now| now.checked_sub(r.config.origin.elapsed().as_nanos() as u64)),
         time_origin: "VmConfig::origin (the CLI: entry of `vclab vm run`), CLOCK_MONOTONIC"
             .to_string(),
-        ..Default::default()
+        ..VmReport::new(r.reason.reason(), r.format)
     };
     match &r.reason {
         EndReason::GuestExit(code) => out.guest_exit_code = Some(*code),

@@ -14,6 +14,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use vclab_contract::ExitReason;
+
 use crate::config::{Output, StopAt, VmConfig, VmReport};
 use crate::host::KvmKind;
 
@@ -48,6 +50,9 @@ Options:
   --stop-at WHEN           auto, init-handoff or never [default: auto]; auto stops a Linux
                            boot at the init handoff on kvm_pvm, where guest userspace cannot run
   --stop-at-console TEXT   end the VM (exit code 0) at the first console line containing TEXT
+  --lab-device on|off      give the guest the lab control device [default: on]; off hides it
+                           (port 0x3f0 reads all-ones, as on another VMM): the unikernel then
+                           prints on the serial console and ends by a reset (exit code 0)
   -h, --help               print this help
   -V, --version            print the version
 
@@ -120,6 +125,18 @@ fn console_of(raw: OsString) -> Result<Output, Error> {
         }
         _ => Output::File(PathBuf::from(raw)),
     })
+}
+
+fn on_off(flag: &'static str, raw: OsString) -> Result<bool, Error> {
+    match raw.to_str() {
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        _ => Err(Error::Value {
+            flag,
+            value: raw.to_string_lossy().into_owned(),
+            what: "give on or off",
+        }),
+    }
 }
 
 fn stop_at_of(raw: OsString) -> Result<StopAt, Error> {
@@ -201,6 +218,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
             Long("stop-at-console") => {
                 cfg.stop_at_console = Some(parser.value()?.to_string_lossy().into_owned())
             }
+            Long("lab-device") => cfg.lab_device = on_off("--lab-device", parser.value()?)?,
             Short('h') | Long("help") => return Ok(Request::Help),
             Short('V') | Long("version") => return Ok(Request::Version),
             other => return Err(other.unexpected().into()),
@@ -257,8 +275,8 @@ fn ms(ns: Option<u64>) -> String {
 
 /// The exit code for a report, and the line that says why the VM ended.
 pub fn outcome(report: &VmReport) -> (i32, String) {
-    match report.exit_reason.as_str() {
-        "guest-exit" => {
+    match report.exit_reason {
+        ExitReason::GuestExit => {
             let code = report.guest_exit_code.unwrap_or(0);
             let after = ms(report.exit_ns);
             (
@@ -266,11 +284,11 @@ pub fn outcome(report: &VmReport) -> (i32, String) {
                 format!("guest exited with status {code} after {after}"),
             )
         }
-        "reset" => (
+        ExitReason::Reset => (
             0,
             format!("guest reset the VM after {}", ms(report.exit_ns)),
         ),
-        "init-handoff" => {
+        ExitReason::InitHandoff => {
             let why = if report.kvm_kind == Some(KvmKind::Pvm) {
                 ": guest userspace cannot run on this host (kvm_pvm: guest system calls fault)"
             } else {
@@ -282,29 +300,29 @@ pub fn outcome(report: &VmReport) -> (i32, String) {
                 format!("Linux reached the init handoff after {after}; stopped there{why}"),
             )
         }
-        "console-match" => (
+        ExitReason::ConsoleMatch => (
             0,
             format!(
                 "stopped at the console line asked for after {}",
                 ms(report.exit_ns)
             ),
         ),
-        "timeout" => (
+        ExitReason::Timeout => (
             EXIT_TIMEOUT,
             format!("timeout: the VM was stopped after {}", ms(report.exit_ns)),
         ),
-        "triple-fault" => (
+        ExitReason::TripleFault => (
             EXIT_TRIPLE_FAULT,
             "the guest triple-faulted (KVM_EXIT_SHUTDOWN)".to_string(),
         ),
-        "guest-panic" => (
+        ExitReason::GuestPanic => (
             EXIT_GUEST_PANIC,
             format!(
                 "the guest kernel panicked; last console lines:\n{}",
                 report.exit_detail.as_deref().unwrap_or("")
             ),
         ),
-        _ => (
+        ExitReason::InternalError => (
             EXIT_INTERNAL_ERROR,
             format!(
                 "the VM stopped on an internal error: {}",
@@ -325,6 +343,7 @@ fn describe(report: &VmReport) -> i32 {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_MEM_MIB;
+    use vclab_contract::KernelFormat;
 
     fn p(args: &[&str]) -> Result<Request, Error> {
         parse(args.iter().map(OsString::from), Instant::now())
@@ -346,6 +365,7 @@ mod tests {
         assert_eq!(cfg.timeout, None);
         assert!(matches!(cfg.console, Output::Stdout));
         assert_eq!(cfg.stop_at, StopAt::Auto);
+        assert!(cfg.lab_device);
         assert!(!json && !cfg.verbose_guest && cfg.initrd.is_none());
     }
 
@@ -371,6 +391,8 @@ mod tests {
             "never",
             "--stop-at-console",
             "Hello",
+            "--lab-device",
+            "off",
         ]);
         assert_eq!(cfg.initrd, Some(PathBuf::from("i.cpio")));
         assert_eq!(cfg.cmdline, "vclab.kernel=cpu --not-an-option");
@@ -380,6 +402,8 @@ mod tests {
         assert!(json && cfg.verbose_guest);
         assert_eq!(cfg.stop_at, StopAt::Never);
         assert_eq!(cfg.stop_at_console.as_deref(), Some("Hello"));
+        assert!(!cfg.lab_device);
+        assert!(run_cfg(&["--kernel", "k", "--lab-device=on"]).0.lab_device);
         let (cfg, _) = run_cfg(&[
             "--kernel",
             "k",
@@ -411,6 +435,7 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--timeout", "inf"]).starts_with("--timeout inf:"));
         assert!(msg(&["--kernel", "k", "--console", ""]).contains("stdout, off or a file"));
         assert!(msg(&["--kernel", "k", "--stop-at", "later"]).contains("auto, init-handoff"));
+        assert!(msg(&["--kernel", "k", "--lab-device", "no"]).starts_with("--lab-device no:"));
         assert!(msg(&["--kernel", "k", "--frobnicate"]).contains("--frobnicate"));
         assert!(msg(&["--kernel", "k", "stray"]).contains("stray"));
         assert!(msg(&["--kernel"]).contains("--kernel"));
@@ -422,9 +447,8 @@ mod tests {
     #[test]
     fn outcomes_map_to_exit_codes() {
         let with = |reason: &str| VmReport {
-            exit_reason: reason.to_string(),
             guest_exit_code: Some(7),
-            ..Default::default()
+            ..VmReport::new(reason.parse().unwrap(), KernelFormat::Elf)
         };
         assert_eq!(outcome(&with("guest-exit")).0, 7);
         assert_eq!(outcome(&with("reset")).0, 0);

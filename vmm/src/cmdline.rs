@@ -1,5 +1,8 @@
 //! Step 3a: the guest command line the VMM composes: Linux defaults, the
-//! kvm_pvm work-arounds, the lab's `vclab.*` parameters, then the user's text.
+//! kvm_pvm work-arounds, the lab's `vclab.*` parameters (written by
+//! `vclab_contract::cmdline`), then the user's text.
+
+use vclab_contract::cmdline::Word;
 
 /// Linux defaults: console on COM1, reboot through the keyboard controller
 /// (the VMM ends the VM on the i8042 reset), reboot 1 s after a panic.
@@ -74,7 +77,7 @@ pub fn build(parts: &Parts<'_>, cmdline_size: usize) -> Result<String, Error> {
         }
     }
     if let Some(khz) = parts.tsc_khz {
-        words.push(format!("vclab.tsc_khz={khz}"));
+        words.push(Word::TscKhz(u64::from(khz)).to_string());
     }
     let user = parts.user.trim();
     if user.contains('\0') {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use vclab_contract::{ExitReason, KernelFormat};
+
 use crate::host::KvmKind;
 
 /// Default guest memory, MiB.
@@ -63,6 +65,9 @@ pub struct VmConfig {
     /// End the VM (exit reason `console-match`) at the first console line
     /// containing this text.
     pub stop_at_console: Option<String>,
+    /// Give the guest the lab control device (default). `false` hides it (`--lab-device off`):
+    /// the unikernel then reports on the UART and resets, as under another VMM.
+    pub lab_device: bool,
     /// Treat the kernel as Linux (default command line, kvm_pvm work-arounds);
     /// `None` decides from the image (a bzImage or an ELF with a Linux note).
     pub linux_compat: Option<bool>,
@@ -75,7 +80,7 @@ pub struct VmConfig {
 
 impl VmConfig {
     /// A configuration with the defaults: 128 MiB, 1 vCPU, no timeout,
-    /// console and lines on stdout, origin now.
+    /// console and lines on stdout, lab control device present, origin now.
     pub fn new(kernel: impl Into<PathBuf>) -> Self {
         VmConfig {
             kernel: kernel.into(),
@@ -89,6 +94,7 @@ impl VmConfig {
             verbose_guest: false,
             stop_at: StopAt::Auto,
             stop_at_console: None,
+            lab_device: true,
             linux_compat: None,
             kvm_kind: None,
             origin: Instant::now(),
@@ -98,7 +104,7 @@ impl VmConfig {
 
 /// The report of one run (the `--json` line). Timestamps are nanoseconds
 /// since `VmConfig::origin`; `None` when the phase was not reached.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VmReport {
     /// VM, memory, kernel, vCPUs and devices ready.
     pub vm_built_ns: Option<u64>,
@@ -112,9 +118,10 @@ pub struct VmReport {
     pub guest_ready_ns: Option<u64>,
     /// The VM ended (all vCPU threads joined).
     pub exit_ns: Option<u64>,
-    /// `guest-exit`, `reset`, `triple-fault`, `internal-error`,
-    /// `guest-panic`, `init-handoff`, `console-match` or `timeout`.
-    pub exit_reason: String,
+    /// Why the VM ended: `guest-exit`, `reset`, `triple-fault`,
+    /// `internal-error`, `guest-panic`, `init-handoff`, `console-match` or
+    /// `timeout` ([`ExitReason`]).
+    pub exit_reason: ExitReason,
     /// Details for `internal-error` and `guest-panic` (last console lines).
     pub exit_detail: Option<String>,
     /// Each vCPU's instruction pointer when the VM ended (hex), for
@@ -140,8 +147,8 @@ pub struct VmReport {
     pub guest_touched_kib: Option<u64>,
     /// vCPUs.
     pub vcpus: u32,
-    /// `elf` or `bz-image`.
-    pub kernel_format: String,
+    /// `elf` or `bz-image` ([`KernelFormat`]).
+    pub kernel_format: KernelFormat,
     /// Whether the kernel was treated as Linux.
     pub linux: bool,
     /// The command line the guest got.
@@ -156,4 +163,40 @@ pub struct VmReport {
     /// took its own CLOCK_MONOTONIC before spawning the VMM put every phase
     /// on its time line (e.g. spawn → guest ready).
     pub origin_monotonic_ns: Option<u64>,
+}
+
+impl VmReport {
+    /// A report of a VM that ended for `exit_reason` after booting a
+    /// `kernel_format` kernel, with no phase reached, nothing counted and
+    /// every other field empty (the VMM fills them in; tests start here).
+    pub fn new(exit_reason: ExitReason, kernel_format: KernelFormat) -> Self {
+        VmReport {
+            vm_built_ns: None,
+            first_run_ns: None,
+            kernel_start_ns: None,
+            init_handoff_ns: None,
+            guest_ready_ns: None,
+            exit_ns: None,
+            exit_reason,
+            exit_detail: None,
+            vcpu_rips: Vec::new(),
+            guest_exit_code: None,
+            vm_exits: BTreeMap::new(),
+            unclaimed_accesses: 0,
+            guest_lines: Vec::new(),
+            bad_line_records: 0,
+            vmm_peak_rss_kib: None,
+            vmm_pss_kib: None,
+            guest_ram_kib: 0,
+            guest_touched_kib: None,
+            vcpus: 0,
+            kernel_format,
+            linux: false,
+            cmdline: String::new(),
+            tsc_khz: None,
+            kvm_kind: None,
+            time_origin: String::new(),
+            origin_monotonic_ns: None,
+        }
+    }
 }

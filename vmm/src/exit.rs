@@ -3,8 +3,9 @@
 //! `VcpuExit` into an [`ExitEvent`] and obeys the returned [`Action`].
 
 use kvm_bindings::{KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use vclab_contract::ExitReason;
 
-use crate::devices::labctl::{Effect, LabCtl};
+use crate::devices::labctl::Effect;
 use crate::devices::Devices;
 use crate::layout;
 
@@ -105,17 +106,17 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    /// The `exit_reason` name in the report.
-    pub fn name(&self) -> &'static str {
+    /// The `exit_reason` in the report.
+    pub fn reason(&self) -> ExitReason {
         match self {
-            EndReason::GuestExit(_) => "guest-exit",
-            EndReason::Reset => "reset",
-            EndReason::TripleFault => "triple-fault",
-            EndReason::InternalError(_) => "internal-error",
-            EndReason::GuestPanic(_) => "guest-panic",
-            EndReason::InitHandoff => "init-handoff",
-            EndReason::ConsoleMatch => "console-match",
-            EndReason::Timeout => "timeout",
+            EndReason::GuestExit(_) => ExitReason::GuestExit,
+            EndReason::Reset => ExitReason::Reset,
+            EndReason::TripleFault => ExitReason::TripleFault,
+            EndReason::InternalError(_) => ExitReason::InternalError,
+            EndReason::GuestPanic(_) => ExitReason::GuestPanic,
+            EndReason::InitHandoff => ExitReason::InitHandoff,
+            EndReason::ConsoleMatch => ExitReason::ConsoleMatch,
+            EndReason::Timeout => ExitReason::Timeout,
         }
     }
 }
@@ -200,7 +201,7 @@ fn io_in(port: u16, data: &mut [u8], devices: &mut Devices) {
             data.fill(0);
             data[0] = value;
         }
-        p if LabCtl::owns(p) => devices.labctl.read(p, data),
+        p if devices.labctl.claims(p) => devices.labctl.read(p, data),
         layout::I8042_DATA_PORT | layout::I8042_COMMAND_PORT => {
             data.fill(devices.i8042.read(port));
         }
@@ -236,7 +237,7 @@ fn io_out(port: u16, data: &[u8], devices: &mut Devices, policy: Policy) -> Acti
             }
             Action::Continue
         }
-        p if LabCtl::owns(p) => match devices.labctl.write(p, data) {
+        p if devices.labctl.claims(p) => match devices.labctl.write(p, data) {
             Effect::Exit(status) => Action::Stop(EndReason::GuestExit(status)),
             Effect::None => Action::Continue,
         },
@@ -262,7 +263,7 @@ fn io_out(port: u16, data: &[u8], devices: &mut Devices, policy: Policy) -> Acti
 mod tests {
     use super::*;
     use crate::devices::serial::{console, IrqTrigger};
-    use crate::devices::{i8042::I8042, Clock, Sink, Unclaimed};
+    use crate::devices::{i8042::I8042, labctl::LabCtl, Clock, Sink, Unclaimed};
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
     use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -404,6 +405,32 @@ mod tests {
         );
         assert_eq!(f.devices.unclaimed.pio_reads, 1);
         assert_eq!(f.devices.unclaimed.pio_writes, 1);
+    }
+
+    #[test]
+    fn hidden_lab_device_is_unclaimed_and_the_unikernel_exit_path_resets() {
+        let mut f = fixture();
+        f.devices.labctl.present = false;
+        // The probe reads all-ones, as on another VMM; ready and status writes are dropped.
+        assert_eq!(inb(&mut f.devices, 0x3f0, 1), vec![0xff]);
+        assert_eq!(out(&mut f.devices, 0x3f0, &[123]), Action::Continue);
+        assert_eq!(f.devices.labctl.ready_ns, None);
+        assert_eq!(
+            out(&mut f.devices, 0x3f4, &0x5000u32.to_le_bytes()),
+            Action::Continue
+        );
+        assert!(f.devices.labctl.lines.is_empty());
+        // The shim's exit sequence (an exception): lab status, isa-debug-exit, Cloud
+        // Hypervisor's ACPI S5, i8042 reset. Only the reset ends the VM.
+        assert_eq!(out(&mut f.devices, 0x3f1, &[7]), Action::Continue);
+        assert_eq!(out(&mut f.devices, 0x501, &[7]), Action::Continue);
+        assert_eq!(out(&mut f.devices, 0x600, &[0x34]), Action::Continue);
+        assert_eq!(
+            out(&mut f.devices, 0x64, &[0xfe]),
+            Action::Stop(EndReason::Reset)
+        );
+        let u = &f.devices.unclaimed;
+        assert_eq!((u.pio_reads, u.pio_writes), (1, 5));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Guest-physical memory layout. Only addresses and sizes live here, each with
 //! the reason it is where it is. Sources: the Linux x86 boot protocol
 //! (Documentation/arch/x86/boot.rst), the Intel MultiProcessor Specification
-//! 1.4 and the Intel SDM vol. 3A (paging, descriptor tables).
+//! 1.4 and the Intel SDM vol. 3A (paging, descriptor tables). The I/O ports the
+//! guests rely on are defined once in `vclab_contract::labctl`.
+
+use vclab_contract::labctl;
 
 /// The GDT the vCPU is entered with (4 entries × 8 bytes), in the first page,
 /// above the real-mode interrupt vector table (0..0x400) and the BIOS data area.
@@ -48,8 +51,8 @@ pub const APIC_ADDR: u32 = 0xfee0_0000;
 /// Highest address an initrd may end at when the kernel does not say
 /// (`initrd_addr_max` of boot protocol ≥ 2.03 kernels on x86-64).
 pub const INITRD_ADDR_MAX_DEFAULT: u64 = 0x7fff_ffff;
-/// The 8250 UART (COM1) I/O base.
-pub const SERIAL_PORT_BASE: u16 = 0x3f8;
+/// The 8250 UART (COM1) I/O base (the guests' contract: `vclab_contract::labctl`).
+pub const SERIAL_PORT_BASE: u16 = labctl::COM1_BASE;
 /// COM1's ISA interrupt line.
 pub const SERIAL_IRQ: u32 = 4;
 /// The i8042 data port (reads return "no key").
@@ -57,15 +60,9 @@ pub const I8042_DATA_PORT: u16 = 0x60;
 /// Port 0x61 (PC speaker / NMI status); reads return a harmless 0.
 pub const PORT_61: u16 = 0x61;
 /// The i8042 command port: writing 0xFE (pulse reset line) resets the machine.
-pub const I8042_COMMAND_PORT: u16 = 0x64;
+pub const I8042_COMMAND_PORT: u16 = labctl::I8042_COMMAND_PORT;
 /// The CMOS/RTC index port. Writes select a register; they are accepted.
 pub const CMOS_INDEX_PORT: u16 = 0x70;
 /// The CMOS/RTC data port. Reads return 0: "update in progress" clear (an
 /// all-ones read would keep Linux polling that bit), a clock at zero.
 pub const CMOS_DATA_PORT: u16 = 0x71;
-/// The lab control device's ready / presence register.
-pub const LABCTL_READY_PORT: u16 = 0x3f0;
-/// The lab control device's exit-status register.
-pub const LABCTL_EXIT_PORT: u16 = 0x3f1;
-/// The lab control device's line-record register (u32 guest-physical address).
-pub const LABCTL_LINE_PORT: u16 = 0x3f4;

@@ -28,3 +28,5 @@ pub mod vcpu;
 pub use boot::{run, Error};
 pub use config::{Output, StopAt, VmConfig, VmReport, DEFAULT_MEM_MIB};
 pub use exit::EndReason;
+/// The report's exit reasons and kernel formats (defined in `vclab-contract`).
+pub use vclab_contract::{ExitReason, KernelFormat};

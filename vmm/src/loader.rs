@@ -94,15 +94,9 @@ pub enum Error {
     },
 }
 
-/// The two kernel formats the VMM boots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KernelFormat {
-    /// An ELF executable entered at `e_entry` in 64-bit mode.
-    Elf,
-    /// A bzImage entered at its 64-bit entry (code32_start + 0x200).
-    BzImage,
-}
+/// The two kernel formats the VMM boots (named in the report; defined in
+/// `vclab-contract`).
+pub use vclab_contract::KernelFormat;
 
 /// What the VMM learns about a kernel file before loading it.
 #[derive(Debug, Clone)]

@@ -5,14 +5,14 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use vclab_vmm::VmConfig;
+use vclab_vmm::{ExitReason, VmConfig};
 
 use common::*;
 
 #[test]
 fn exit_port_ready_marker_and_line() {
     let (r, _console, lines) = run_guest(READY_LINE_EXIT, |_| {});
-    assert_eq!(r.exit_reason, "guest-exit");
+    assert_eq!(r.exit_reason, ExitReason::GuestExit);
     assert_eq!(r.guest_exit_code, Some(42));
     assert_eq!(r.guest_lines, vec!["hello".to_string()]);
     assert_eq!(&*lines.lock().unwrap(), b"hello\n");
@@ -34,7 +34,7 @@ fn exit_port_ready_marker_and_line() {
 #[test]
 fn unknown_ports_read_all_ones_and_are_counted() {
     let (r, _, _) = run_guest(PORTS, |_| {});
-    assert_eq!(r.exit_reason, "guest-exit");
+    assert_eq!(r.exit_reason, ExitReason::GuestExit);
     assert_eq!(r.guest_exit_code, Some(0x56));
     assert_eq!(r.unclaimed_accesses, 3);
 }
@@ -42,19 +42,19 @@ fn unknown_ports_read_all_ones_and_are_counted() {
 #[test]
 fn triple_fault_ends_the_vm() {
     let (r, _, _) = run_guest(TRIPLE_FAULT, |_| {});
-    assert_eq!(r.exit_reason, "triple-fault", "{r:?}");
+    assert_eq!(r.exit_reason, ExitReason::TripleFault, "{r:?}");
 }
 
 #[test]
 fn i8042_reset_ends_the_vm() {
     let (r, _, _) = run_guest(RESET, |_| {});
-    assert_eq!(r.exit_reason, "reset");
+    assert_eq!(r.exit_reason, ExitReason::Reset);
 }
 
 #[test]
 fn timeout_ends_a_hanging_guest() {
     let (r, _, _) = run_guest(HANG, |cfg| cfg.timeout = Some(Duration::from_millis(500)));
-    assert_eq!(r.exit_reason, "timeout");
+    assert_eq!(r.exit_reason, ExitReason::Timeout);
     let exit = r.exit_ns.unwrap() - r.vm_built_ns.unwrap();
     assert!(exit >= 500_000_000, "{exit}");
 }
@@ -62,7 +62,7 @@ fn timeout_ends_a_hanging_guest() {
 #[test]
 fn uart_flood_ends_cleanly_on_timeout() {
     let (r, console, _) = run_guest(FLOOD, |cfg| cfg.timeout = Some(Duration::from_millis(500)));
-    assert_eq!(r.exit_reason, "timeout");
+    assert_eq!(r.exit_reason, ExitReason::Timeout);
     assert!(r.kernel_start_ns.is_some());
     let bytes = console.lock().unwrap().len() as u64;
     let outs = r.vm_exits["io-out"];
@@ -80,7 +80,7 @@ fn two_and_four_vcpus_boot() {
         let (mut cfg, _, _) = config(&kernel);
         cfg.vcpus = vcpus;
         let r = vclab_vmm::run(&cfg).unwrap();
-        assert_eq!(r.exit_reason, "guest-exit");
+        assert_eq!(r.exit_reason, ExitReason::GuestExit);
         assert_eq!(r.guest_exit_code, Some(42));
         assert_eq!(r.vcpus, vcpus);
     }

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vclab_vmm::{cache, host::KvmKind, Output, StopAt, VmConfig, VmReport};
+use vclab_vmm::{cache, host::KvmKind, ExitReason, Output, StopAt, VmConfig, VmReport};
 
 fn artifact(name: &str) -> PathBuf {
     let dir = cache::dir();
@@ -89,7 +89,7 @@ fn lab_vmlinux_with_the_initramfs_boots_two_vcpus() {
         );
         assert_eq!(
             r.exit_reason,
-            "guest-exit",
+            ExitReason::GuestExit,
             "{r:?}\nconsole tail:\n{}",
             tail(&text)
         );
@@ -120,7 +120,7 @@ fn lab_vmlinux_with_the_initramfs_boots_two_vcpus() {
         );
         assert_eq!(
             r.exit_reason,
-            "init-handoff",
+            ExitReason::InitHandoff,
             "{r:?}\nconsole tail:\n{}",
             tail(&text)
         );
@@ -154,7 +154,7 @@ fn a_broken_initramfs_ends_as_a_clean_guest_panic() {
     let (r, text) = boot(broken, 1, "", StopAt::Never);
     assert_eq!(
         r.exit_reason,
-        "guest-panic",
+        ExitReason::GuestPanic,
         "{r:?}\nconsole tail:\n{}",
         tail(&text)
     );

@@ -30,7 +30,7 @@ fn runs_leak_no_threads_or_fds() {
             cfg.vcpus = vcpus;
             cfg.timeout = Some(Duration::from_millis(300));
             let r = vclab_vmm::run(&cfg).unwrap();
-            assert_ne!(r.exit_reason, "internal-error", "{r:?}");
+            assert_ne!(r.exit_reason, vclab_vmm::ExitReason::InternalError, "{r:?}");
             assert_eq!(count("/proc/self/fd"), fds, "fds after {kernel:?} x{vcpus}");
             assert_eq!(
                 count("/proc/self/task"),

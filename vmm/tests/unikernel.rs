@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vclab_vmm::cache;
+use vclab_vmm::{cache, ExitReason};
 
 fn from_manifest(name: &str) -> Option<PathBuf> {
     cache::artifact(&cache::dir(), name)
@@ -79,10 +79,59 @@ fn unikernel_checksums_match_the_host() {
             "vclab.kernel={name} vclab.size={size} vclab.iterations={iterations} vclab.seed=7"
         );
         let r = vclab_vmm::run(&cfg).unwrap();
-        assert_eq!(r.exit_reason, "guest-exit", "{name}: {r:?}");
+        assert_eq!(r.exit_reason, ExitReason::GuestExit, "{name}: {r:?}");
         assert_eq!(r.guest_exit_code, Some(0), "{name}: {r:?}");
         assert!(r.guest_ready_ns.is_some());
         let line = r.guest_lines.last().expect("a result line");
         assert_eq!(checksum(line), host_sum, "{name}");
     }
+}
+
+/// `--lab-device off`: the unikernel finds no lab device (0x3f0 reads all-ones), so it prints
+/// its ready and result lines on the serial console, as under Firecracker or Cloud Hypervisor,
+/// and ends through the i8042 reset: exit reason `reset`, exit code 0.
+#[test]
+fn hidden_lab_device_sends_the_unikernel_to_the_uart() {
+    let kernel = unikernel();
+    let dir = tempfile::tempdir().unwrap();
+    let console = dir.path().join("console.txt");
+    let args = [
+        "--kernel".into(),
+        kernel.into_os_string(),
+        "--cmdline".into(),
+        "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1".into(),
+        "--mem".into(),
+        "64".into(),
+        "--timeout".into(),
+        "20".into(),
+        "--console".into(),
+        console.clone().into_os_string(),
+        "--lab-device".into(),
+        "off".into(),
+    ];
+    let cfg = match vclab_vmm::cli::parse(args, std::time::Instant::now()).unwrap() {
+        vclab_vmm::cli::Request::Run(cfg, _) => cfg,
+        other => panic!("expected a run, got {other:?}"),
+    };
+    assert!(!cfg.lab_device);
+    let r = vclab_vmm::run(&cfg).unwrap();
+    assert_eq!(r.exit_reason, ExitReason::Reset, "{r:?}");
+    assert_eq!(vclab_vmm::cli::outcome(&r).0, 0, "{r:?}");
+    assert_eq!(r.guest_exit_code, None, "{r:?}");
+    assert_eq!(
+        r.guest_ready_ns, None,
+        "the ready write must not reach a device: {r:?}"
+    );
+    assert!(r.guest_lines.is_empty(), "{r:?}");
+    // The 0x3f0 ready write and probe, QEMU's 0x501 and Cloud Hypervisor's 0x600 are unclaimed
+    // (the guest skips 0x3f1 when it found no device).
+    assert_eq!(r.unclaimed_accesses, 4, "{r:?}");
+    let text = std::fs::read_to_string(&console).unwrap();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines.first(), Some(&r#"{"ready":true}"#), "{text}");
+    let result = lines
+        .iter()
+        .find(|l| l.starts_with(r#"{"kernel":"cpu""#))
+        .unwrap_or_else(|| panic!("no result line on the console: {text}"));
+    assert!(!checksum(result).is_empty());
 }

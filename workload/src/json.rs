@@ -5,8 +5,8 @@ use core::fmt;
 use crate::checksum::Checksum;
 use crate::params::Params;
 
-/// The ready line, without a newline.
-pub const READY_LINE: &str = "{\"ready\":true}";
+/// The ready line, without a newline (defined in `vclab-contract`).
+pub use vclab_contract::READY_LINE;
 
 /// Bytes that always hold a result line (the longest possible one is 291 bytes).
 pub const MAX_LINE_LEN: usize = 320;

@@ -1,20 +1,24 @@
 //! The one workload vclab runs everywhere: three deterministic kernels (`cpu`: SHA-256 over a
 //! generated buffer; `mem-bw`: copy and triad passes; `mem-lat`: a dependent pointer chase through
-//! a random cycle), a JSON line writer and a parser of the guest's `vclab.*` command line. The core is
-//! `#![no_std]` and never allocates: the caller passes a scratch buffer of [`Params::scratch_len`]
+//! a random cycle) and a JSON line writer; re-exported from `vclab-contract` (which also holds the
+//! harness's writer), the run's [`Params`] and the parser of the guest's `vclab.*` command line. The
+//! core is `#![no_std]` and never allocates: the caller passes a scratch buffer of [`Params::scratch_len`]
 //! bytes to [`run`], so the host binary, the container and the bare-metal unikernel guest all run
 //! the same code and get the same checksum for the same [`Params`].
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
 pub mod checksum;
-pub mod cmdline;
 pub mod json;
 mod kernels;
-pub mod params;
 pub mod prng;
 pub mod sha256;
 pub mod time;
+
+/// The guest command line's `vclab.*` parameters (defined in `vclab-contract`).
+pub use vclab_contract::cmdline;
+/// What to run (defined in `vclab-contract`).
+pub use vclab_contract::params;
 
 pub use checksum::Checksum;
 pub use cmdline::{GuestCmdline, Mode};

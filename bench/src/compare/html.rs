@@ -2,6 +2,7 @@
 //! scripts, no network) that opens offline.
 
 use super::course;
+use super::export::hosts::{self, HostRun};
 use super::plots::Plot;
 use super::record::Results;
 use super::table;
@@ -30,7 +31,17 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn html_table(headers: &[&str], rows: &[Vec<String>], id: &str) -> String {
+/// The table's legend: what each kind of figure is.
+fn legend() -> String {
+    let mut out = String::from("<p>What the figures are:</p><ul id=\"legend\">");
+    for (what, meaning) in table::LEGEND {
+        out += &format!("<li><b>{}</b>: {}.</li>", escape(what), escape(meaning));
+    }
+    out + "</ul>\n"
+}
+
+/// An HTML table with `id`; cells starting with FAILED are marked.
+pub fn html_table(headers: &[&str], rows: &[Vec<String>], id: &str) -> String {
     let mut out = format!("<table id=\"{id}\"><thead><tr>");
     for h in headers {
         out += &format!("<th>{}</th>", escape(h));
@@ -98,16 +109,22 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
         escape(&h.vclab_version)
     );
     out += &format!(
-        "<b>Method</b>: {} warm-up + {} measured runs per case, runtimes interleaved; \
-         median (min–max); ratios ± propagated standard error; outliers by MAD (|modified z| &gt; 3.5).",
-        r.config.warmup, r.config.runs
+        "<b>Host noise during the run</b>: {}<br>",
+        escape(
+            h.noise
+                .as_ref()
+                .map_or("not recorded".to_string(), |n| n.describe())
+                .as_str()
+        )
     );
+    out += &format!("<b>Method</b>: {}.", escape(&table::method(r)));
     out += "</div>\n<h2>Results</h2>\n";
     let rows: Vec<Vec<String>> = table::shown_cases(r)
         .into_iter()
         .map(table::cells)
         .collect();
     out += &html_table(table::HEADERS, &rows, "results");
+    out += &legend();
     let skipped = table::skipped_lines(r);
     if !skipped.is_empty() {
         out += "<p>Not run on this host:</p><ul id=\"skipped\">";
@@ -141,6 +158,27 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
         .map(course::CourseLine::cells)
         .collect();
     out += &html_table(course::HEADERS, &rows, "course");
+    out += "</body></html>\n";
+    out
+}
+
+/// The page comparing several results directories (one per host, say):
+/// the hosts table, then the same rows side by side.
+pub fn render_hosts(runs: &[HostRun]) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out += &format!(
+        "<title>vclab report: {} results compared</title><style>{CSS}</style></head><body>\n",
+        runs.len()
+    );
+    out += &format!("<h1>vclab report: {} results compared</h1>\n", runs.len());
+    out += &format!("<p class=\"host\">{}.</p>\n", escape(hosts::METHOD));
+    out += "<h2>Hosts</h2>\n";
+    out += &html_table(hosts::HOST_HEADERS, &hosts::host_rows(runs), "hosts");
+    out += "<h2>The same rows on each host</h2>\n";
+    let headers = hosts::row_headers(runs);
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    out += &html_table(&headers, &hosts::row_cells(runs), "rows");
+    out += &legend();
     out += "</body></html>\n";
     out
 }

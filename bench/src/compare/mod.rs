@@ -1,8 +1,8 @@
 //! `vclab compare` and `vclab report`: run the same workload on the bare host,
 //! in containers and in micro-VMs, and report what each costs.
 //!
-//! Three separate steps, as in hyperfine: **measure** (`runner`, `measure`,
-//! `runtimes`) fills raw [`record::Sample`]s; **summarise** (`summarise`,
+//! Three separate steps, as in hyperfine: **measure** (`runner`, over the
+//! runtime registry in [`crate::runtime`] and the [`crate::spawn`] handle) fills raw [`record::Sample`]s; **summarise** (`summarise`,
 //! `stats`, `outliers`) computes medians, spreads, overheads and ratios;
 //! **render** (`export`, `plots`, `html`, `course`) writes files from the saved
 //! record. The exports are rewritten after every case, so a crash keeps what
@@ -11,14 +11,12 @@
 pub mod course;
 pub mod export;
 pub mod html;
-pub mod measure;
 pub mod oci;
 pub mod outliers;
 pub mod plots;
 pub mod record;
 pub mod render;
 pub mod runner;
-pub mod runtimes;
 pub mod stats;
 pub mod summarise;
 pub mod table;
@@ -27,10 +25,15 @@ pub mod workload_line;
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use vclab_contract::Failure;
 use vclab_vmm::cache::Manifest;
 
 use crate::host;
+use crate::runtime;
+use crate::spawn::guard::Harness;
 
 /// Arguments of `vclab compare`.
 #[derive(clap::Args, Debug)]
@@ -60,17 +63,32 @@ pub struct Args {
     /// A cloud-hypervisor binary, to add the `cloud-hypervisor` peer row.
     #[arg(long, value_name = "PATH")]
     pub cloud_hypervisor: Option<PathBuf>,
+    /// Keep adding interleaved rounds until the 95 % CI half-width of every
+    /// ratio (score vs bare, start vs peer) is within this, e.g. 2% (or --max-time runs out).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub precision: Option<f64>,
+    /// With --precision: the most time the measured rounds may take, seconds (default 600).
+    #[arg(long, value_name = "SECS")]
+    pub max_time: Option<u64>,
+    /// Pin the harness to one CPU and every instance to another (sched_setaffinity).
+    #[arg(long)]
+    pub pin: bool,
 }
 
-/// Arguments of `vclab report`.
-#[derive(clap::Args, Debug)]
-pub struct ReportArgs {
-    /// A results directory written by `vclab compare`.
-    pub dir: PathBuf,
+/// `2%`, `2` or `0.5%` → 0.02, 0.02, 0.005.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage (say e.g. 2%)"))?;
+    if !(v > 0.0 && v < 100.0) {
+        return Err(format!(
+            "'{s}': give a percentage between 0 and 100, e.g. 2%"
+        ));
+    }
+    Ok(v / 100.0)
 }
-
-/// Exit code when a run's checksum disagreed with bare's.
-const EXIT_MISMATCH: i32 = 3;
 
 /// The workloads every runtime runs: each kernel with its default parameters.
 pub fn default_workloads() -> Vec<record::WorkloadSpec> {
@@ -136,30 +154,42 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let manifest = Manifest::load(&vclab_vmm::cache::dir()).map_err(|e| e.to_string());
     let vclab = std::env::current_exe().context("cannot find the vclab binary itself")?;
     let linux = args.linux || !args.quick;
-    let env = runtimes::Env {
-        workload: runtimes::find_workload(&manifest, &vclab),
-        vclab,
-        manifest,
-        host: host.clone(),
-        tsc_khz: runtimes::host_tsc_khz(),
-        linux,
-        linux_reference: args.linux,
-    };
-    let mut rows = runtimes::rows(&env);
+    let mut rows = runtime::registry();
     if !args.only.is_empty() {
         let unknown: Vec<&String> = args
             .only
             .iter()
-            .filter(|o| !rows.iter().any(|r| r.name == o.as_str()))
+            .filter(|o| runtime::RuntimeId::from_name(o).is_none())
             .collect();
         if !unknown.is_empty() {
             anyhow::bail!(
                 "unknown runtime(s) in --only: {unknown:?} (known: {})",
-                rows.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                runtime::RuntimeId::ALL
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
-        rows.retain(|r| args.only.iter().any(|o| o == r.name));
+        rows.retain(|r| args.only.iter().any(|o| o == r.id().name()));
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let instance_cpu = (args.pin && cpus > 1).then(|| {
+        pin_self(0);
+        1
+    });
+    let harness = Harness::start(Some(&vclab)).context("cannot set up the harness state")?;
+    let env = runtime::Env {
+        workload: runtime::env::find_workload(&manifest, &vclab),
+        vclab,
+        manifest,
+        host: host.clone(),
+        tsc_khz: runtime::env::host_tsc_khz(),
+        linux,
+        linux_reference: args.linux,
+        instance_cpu,
+        harness: Some(Arc::new(harness)),
+    };
     let artifacts = env
         .manifest
         .as_ref()
@@ -183,39 +213,41 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             runs: args.runs.unwrap_or(if args.quick { 3 } else { 15 }).max(1),
             linux,
             workloads: default_workloads(),
+            precision: args.precision,
+            max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
+            pinned: instance_cpu.is_some(),
+            start_clocks: Vec::new(),
         },
         artifacts,
         cases: Vec::new(),
     };
     eprintln!("vclab compare: writing {}", dir.display());
+    let noise_start = host::NoiseSnapshot::take();
     runner::execute(&env, &rows, &mut results, &dir)?;
+    results.host.noise = Some(host::NoiseSnapshot::take().since(&noise_start));
+    eprintln!("{}", results.host.noise_line());
     summarise::summarise(&mut results);
     render::write_report(&results, &dir)?;
     println!("{}", dir.join("report.html").display());
+    drop(env);
     let mismatch = results.cases.iter().any(|c| {
-        c.reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("CHECKSUM MISMATCH"))
+        c.failure
+            .as_ref()
+            .is_some_and(|f| f.kind == Failure::ChecksumMismatch)
     });
-    Ok(if mismatch { EXIT_MISMATCH } else { 0 })
+    Ok(if mismatch {
+        Failure::ChecksumMismatch.exit_code()
+    } else {
+        0
+    })
 }
 
-/// Runs `vclab report`: re-summarises `results.json` and rewrites the exports,
-/// plots and report.html next to it.
-pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
-    let path = args.dir.join("results.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {} (give a directory written by vclab compare)",
-            path.display()
-        )
-    })?;
-    let mut results: record::Results = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a vclab results file", path.display()))?;
-    summarise::summarise(&mut results);
-    render::write_report(&results, &args.dir)?;
-    println!("{}", args.dir.join("report.html").display());
-    Ok(0)
+/// Pins this process (the harness) to `cpu`; a failure only loses the pinning.
+fn pin_self(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
 }
 
 #[cfg(test)]

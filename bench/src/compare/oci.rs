@@ -5,9 +5,12 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::json;
+
+use std::sync::Arc;
+
+use crate::spawn::guard::{self, Harness};
 
 /// Errors preparing a peer's files.
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +48,20 @@ pub struct Bundle {
     dir: PathBuf,
     file: PathBuf,
     oci: Option<(OciRuntime, PathBuf, String)>,
+    harness: Option<Arc<Harness>>,
 }
 
-fn temp_dir(tag: &str, seq: u64) -> Result<PathBuf, OciError> {
-    let dir =
-        std::env::temp_dir().join(format!("vclab-compare-{tag}-{}-{seq}", std::process::id()));
+/// A fresh directory for one instance's files: in the harness's state
+/// entry (its guard removes it if the harness dies), else in the temp dir.
+fn files_dir(harness: Option<&Harness>, tag: &str, seq: u64) -> Result<PathBuf, OciError> {
+    let name = format!("vclab-compare-{tag}-{}-{seq}", std::process::id());
+    if let Some(h) = harness {
+        return h.instance_dir(&name).map_err(|e| OciError::Write {
+            path: h.dir().join(&name),
+            source: std::io::Error::other(e.to_string()),
+        });
+    }
+    let dir = std::env::temp_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| OciError::Write {
         path: dir.clone(),
@@ -102,13 +114,15 @@ pub fn oci_config(rootfs: &Path, args: &[String], cgroups_path: &str) -> serde_j
 
 impl Bundle {
     /// Writes a bundle whose process is `args`, over `rootfs` (resolved: runc
-    /// refuses a symlinked rootfs).
+    /// refuses a symlinked rootfs). With a `harness`, the container is
+    /// recorded in its state entry, for its guard to delete.
     pub fn create(
         runtime: OciRuntime,
         bin: PathBuf,
         rootfs: &Path,
         args: &[String],
         seq: u64,
+        harness: Option<Arc<Harness>>,
     ) -> Result<Self, OciError> {
         let rootfs = rootfs.canonicalize().map_err(|source| OciError::Rootfs {
             path: rootfs.to_path_buf(),
@@ -119,15 +133,23 @@ impl Bundle {
         } else {
             "crun"
         };
-        let dir = temp_dir(tag, seq)?;
+        let dir = files_dir(harness.as_deref(), tag, seq)?;
         let id = format!("vclab-compare-{}-{tag}-{seq}", std::process::id());
         let config = oci_config(&rootfs, args, &format!("/{id}"));
         let file = dir.join("config.json");
         write(&file, &config.to_string())?;
+        if let Some(h) = &harness {
+            h.register_oci(tag, &bin, &id)
+                .map_err(|e| OciError::Write {
+                    path: h.dir().to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
         Ok(Bundle {
             dir,
             file,
             oci: Some((runtime, bin, id)),
+            harness,
         })
     }
 
@@ -149,45 +171,33 @@ impl Bundle {
     pub fn path(&self) -> &Path {
         &self.file
     }
+
+    /// The directory of the files (removed with the bundle).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
         if let Some((runtime, bin, id)) = &self.oci {
             // `run` deletes the container when it exits; this only matters after a failure.
-            let mut cmd = Command::new(bin);
-            if *runtime == OciRuntime::Crun {
-                // crun refuses hybrid cgroups outside the private mount namespace.
-                cmd.arg("delete").arg("-f").arg(id);
-                super::measure::enter_private_mount_ns_on_spawn(&mut cmd);
+            let name = if *runtime == OciRuntime::Crun {
+                "crun"
             } else {
-                cmd.arg("delete").arg("-f").arg(id);
+                "runc"
+            };
+            guard::delete_oci(name, bin, id);
+            for dir in guard::cgroup_dirs_named(id) {
+                if dir.is_dir() {
+                    let _ = std::fs::remove_dir(&dir);
+                }
             }
-            let _ = cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            remove_cgroups(id);
+            if let Some(h) = &self.harness {
+                h.unregister_oci(id);
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Removes the (empty) cgroup directories named `id` under each hierarchy root.
-fn remove_cgroups(id: &str) {
-    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for root in roots.flatten() {
-        let dir = root.path().join(id);
-        if dir.is_dir() {
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
-    let direct = Path::new("/sys/fs/cgroup").join(id);
-    if direct.is_dir() {
-        let _ = std::fs::remove_dir(&direct);
     }
 }
 
@@ -197,8 +207,9 @@ pub fn firecracker_config(
     cmdline: &str,
     mem_mib: u64,
     seq: u64,
+    harness: Option<&Harness>,
 ) -> Result<Bundle, OciError> {
-    let dir = temp_dir("firecracker", seq)?;
+    let dir = files_dir(harness, "firecracker", seq)?;
     let config = json!({
         "boot-source": {"kernel_image_path": kernel, "boot_args": cmdline},
         "drives": [],
@@ -211,6 +222,7 @@ pub fn firecracker_config(
         dir,
         file,
         oci: None,
+        harness: None,
     })
 }
 
@@ -229,7 +241,7 @@ mod tests {
 
     #[test]
     fn firecracker_config_is_removed_on_drop() {
-        let b = firecracker_config(Path::new("/k"), "vclab.kernel=cpu", 128, 424242).unwrap();
+        let b = firecracker_config(Path::new("/k"), "vclab.kernel=cpu", 128, 424242, None).unwrap();
         let dir = b.path().parent().unwrap().to_path_buf();
         let text = std::fs::read_to_string(b.path()).unwrap();
         assert!(text.contains("vclab.kernel=cpu"));

@@ -1,6 +1,7 @@
 //! SVG plots drawn from saved results (never inside the timing loop): start
 //! latency, memory overhead and score relative to bare, one bar per runtime
-//! and kernel with its spread as an error bar.
+//! and kernel with an error bar: the min–max of the runs for a figure, the
+//! 95 % CI for a ratio.
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -266,19 +267,20 @@ pub fn memory_overhead(r: &Results) -> Result<Plot, PlotError> {
     )
 }
 
-/// Workload score relative to bare (1.0 = no CPU overhead), ± its propagated error.
+/// Workload score relative to bare (1.0 = no CPU overhead), its 95 % CI as
+/// the error bar.
 pub fn cpu_overhead(r: &Results) -> Result<Plot, PlotError> {
     let data = gather(r, |s| {
         s.score_vs_bare.map(|x| Bar {
             value: x.value,
-            low: x.value - x.error,
-            high: x.value + x.error,
+            low: x.ci_low,
+            high: x.ci_high,
         })
     });
     linear_plot(
         "cpu_overhead.svg",
         "CPU overhead (score vs bare)",
-        "Workload score relative to bare per kernel (1.0 = no CPU overhead)",
+        "Workload score relative to bare per kernel (1.0 = no CPU overhead; bar: 95% CI)",
         "score / bare score",
         &data,
         1.0,

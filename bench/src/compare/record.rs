@@ -9,7 +9,15 @@ use super::stats::{Ratio, Summary};
 use crate::host::HostRecord;
 
 /// Format version of `results.json`.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 2: medians carry a bootstrap 95 % CI (`ci_low`, `ci_high`); ratios carry a
+///   CI and say whether they are paired per round (`ci_low`, `ci_high`,
+///   `paired`, `n`) instead of version 1's propagated `error`; samples may say
+///   their `round`; the host record may carry the host's `noise` during the run.
+/// - 1: still read. Its ratios' `error` loads as [`Ratio::v1_error`]; the
+///   summaries are recomputed from the raw samples by `vclab report`, which
+///   writes the file back as version 2.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything one `vclab compare` run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,7 +47,7 @@ pub struct ArtifactFact {
 }
 
 /// The parameters of a run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct RunConfig {
     /// `--quick` was given.
     pub quick: bool,
@@ -51,6 +59,19 @@ pub struct RunConfig {
     pub linux: bool,
     /// The workloads run in every runtime.
     pub workloads: Vec<WorkloadSpec>,
+    /// `--precision`: rounds were added until every ratio's 95 % CI half-width
+    /// was within this fraction (0.02 = 2 %), or `max_time_s` ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
+    /// `--max-time`: the time the measured rounds of all kernels could take, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_s: Option<u64>,
+    /// `--pin`: the harness ran on one CPU and every instance on another.
+    #[serde(default)]
+    pub pinned: bool,
+    /// What each row's start latency is timed to (row name → label), as the registry says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_clocks: Vec<(String, String)>,
 }
 
 /// One workload kernel with its parameters (the same everywhere, so checksums must agree).
@@ -96,6 +117,10 @@ pub struct Case {
     pub samples: Vec<Sample>,
     /// The summaries, filled after the last run of the case.
     pub summary: Option<CaseSummary>,
+    /// Why a failed case failed, as a kind (it drives `vclab compare`'s exit
+    /// code) with its detail; `reason` holds the same as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<vclab_contract::FailureReport>,
 }
 
 /// `cgroup_placement`: born in the cgroup (cgroup v2 `clone3` with `CLONE_INTO_CGROUP`).
@@ -108,6 +133,12 @@ pub const PLACEMENT_MIXED: &str = "mixed";
 /// One measured run (flat; units in the field names).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Sample {
+    /// The interleaved round the run belongs to (0 = first measured round).
+    /// Runs of different rows with the same round ran back to back, so the
+    /// ratios pair them ([`super::stats::ratio_of`]). Absent in older files
+    /// and for runs outside the rounds (a Linux boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
     /// Launch → workload start (guest ready for VMs), milliseconds.
     pub start_latency_ms: Option<f64>,
     /// Launch → exit of the runtime, milliseconds.
@@ -172,15 +203,68 @@ pub struct CaseSummary {
     pub cgroup_attach_ms: Option<Summary>,
     /// Indices of runs whose start latency (else total time) is a MAD outlier.
     pub outlier_runs: Vec<usize>,
-    /// Score ratio to bare (1.0 = no CPU overhead).
+    /// Score ratio to bare (1.0 = no CPU overhead), with its 95 % CI, paired
+    /// per round where both rows' runs say their round.
     pub score_vs_bare: Option<Ratio>,
-    /// Start latency ratio to the matching peer.
+    /// Start latency ratio to the matching peer, with its 95 % CI (paired
+    /// per round where possible).
     pub start_vs_peer: Option<Ratio>,
     /// The peer used for `start_vs_peer`.
     pub peer: Option<String>,
 }
 
+/// Errors of reading a saved `results.json`.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source} (give a directory written by vclab compare)")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a results record this version can read.
+    #[error("{path} is not a vclab results file: {source}")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// The file is from a newer vclab.
+    #[error("{path} has format version {version}; this vclab reads versions 1 to {FORMAT_VERSION} (use a newer vclab)")]
+    Version {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its version.
+        version: u32,
+    },
+}
+
 impl Results {
+    /// Reads `dir/results.json` (format version 1 or 2). The summaries are as
+    /// saved; run [`super::summarise::summarise`] to recompute them in the
+    /// current format.
+    pub fn load(dir: &std::path::Path) -> Result<Results, LoadError> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let r: Results = serde_json::from_str(&text).map_err(|source| LoadError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        if r.version > FORMAT_VERSION {
+            return Err(LoadError::Version {
+                path,
+                version: r.version,
+            });
+        }
+        Ok(r)
+    }
+
     /// The case for `runtime` × `kernel`, if any.
     pub fn case(&self, runtime: &str, kernel: &str) -> Option<&Case> {
         self.cases

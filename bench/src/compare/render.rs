@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::export::hosts::{self, HostRun};
 use super::export::{self, write_atomic, ExportError};
 use super::html;
 use super::plots::{self, PlotError};
@@ -33,5 +34,20 @@ pub fn write_report(r: &Results, dir: &Path) -> Result<(), RenderError> {
         write_atomic(&dir.join(p.file), p.svg.as_bytes())?;
     }
     write_atomic(&dir.join("report.html"), html::render(r, &plots).as_bytes())?;
+    Ok(())
+}
+
+/// Writes the comparison of several results directories into `dir` (which
+/// must exist): hosts.md, hosts.csv and report.html.
+pub fn write_host_comparison(runs: &[HostRun], dir: &Path) -> Result<(), RenderError> {
+    write_atomic(
+        &dir.join(hosts::MARKDOWN_FILE),
+        hosts::markdown(runs).as_bytes(),
+    )?;
+    write_atomic(&dir.join(hosts::CSV_FILE), hosts::csv(runs).as_bytes())?;
+    write_atomic(
+        &dir.join(hosts::HTML_FILE),
+        html::render_hosts(runs).as_bytes(),
+    )?;
     Ok(())
 }

@@ -1,26 +1,33 @@
-//! The measure step: warm-up, then n rounds in which every runnable row runs
-//! once (A B C A B C), for each workload kernel; then one boot per Linux
-//! guest row. Every run's checksum is held against bare's. The exports are
-//! rewritten after every round, so a crash keeps what was measured.
+//! The measure step: warm-up, then rounds in which every runnable row runs
+//! once (A B C A B C), for each workload kernel; with `--precision`, more
+//! rounds until every ratio's CI is narrow enough or the time is up; then one
+//! boot per Linux guest row. Every run's checksum is held against bare's.
+//! The exports are rewritten after every round, so a crash keeps what was
+//! measured.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use vclab_contract::{Failure, FailureReport};
 
-use super::measure;
-use super::record::{Case, Results, Sample, Status, WorkloadSpec};
+use super::record::{Case, Results, Status, WorkloadSpec};
 use super::render;
-use super::runtimes::{Env, Kind, Runtime, INIT_HANDOFF};
-use super::summarise::summarise;
+use super::summarise::{summarise, widest_ratio_half_width};
 use super::table;
+use crate::runtime::{fail, Env, Runtime, RuntimeId};
 
 /// Kernel name of a Linux guest's boot-only case.
 pub const BOOT: &str = "boot";
+/// Marker of a Linux guest timed to its init handoff.
+pub const INIT_HANDOFF: &str =
+    "time to the Linux kernel's init handoff (kvm_pvm: guest userspace cannot run)";
 /// Why QEMU's Linux row has only a boot line.
 const BOOT_ONLY: &str = "a boot-time reference only (see this row's 'boot' line): QEMU has no lab control device to time the workload by";
-
 /// Why Linux rows on kvm_pvm cannot run the workload itself.
 const NO_USERSPACE: &str = "guest userspace cannot make system calls on kvm_pvm, so the workload cannot run in a Linux guest here (see this row's 'boot' line)";
+/// The most rounds `--precision` adds to one kernel.
+const MAX_ROUNDS: u32 = 400;
 
 /// Errors of the measure step.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +64,7 @@ impl Progress {
 }
 
 fn widths() -> Vec<usize> {
-    vec![18, 8, 24, 9, 12, 13, 12, 16, 15, 26, 0]
+    vec![22, 8, 30, 9, 22, 30, 13, 16, 15, 40, 0]
 }
 
 fn format_row(cells: &[String]) -> String {
@@ -71,31 +78,33 @@ fn format_row(cells: &[String]) -> String {
         .to_string()
 }
 
-fn new_case(rt: &Runtime, kernel: &str) -> Case {
+fn new_case(rt: &dyn Runtime, env: &Env, kernel: &str) -> Case {
+    let skip = rt.unavailable(env);
     Case {
-        runtime: rt.name.to_string(),
+        runtime: rt.id().name().to_string(),
         kernel: kernel.to_string(),
-        status: if rt.skip.is_some() {
+        status: if skip.is_some() {
             Status::Skipped
         } else {
             Status::Measured
         },
-        reason: rt.skip.clone(),
+        reason: skip,
         start_marker: None,
         samples: Vec::new(),
         summary: None,
+        failure: None,
     }
 }
 
 /// Lays out every case (row order within each kernel), skipped ones with their reason.
-pub fn plan_cases(rows: &[Runtime], specs: &[WorkloadSpec]) -> Vec<Case> {
+pub fn plan_cases(rows: &[Box<dyn Runtime>], env: &Env, specs: &[WorkloadSpec]) -> Vec<Case> {
     let mut cases = Vec::new();
     for spec in specs {
         for rt in rows {
-            let mut c = new_case(rt, &spec.kernel);
-            if rt.linux_boot {
+            let mut c = new_case(rt.as_ref(), env, &spec.kernel);
+            if rt.boot_only(env) {
                 c.status = Status::Skipped;
-                c.reason = Some(if rt.kind == Kind::QemuMicrovmLinux {
+                c.reason = Some(if rt.id() == RuntimeId::QemuMicrovmLinux {
                     BOOT_ONLY.to_string()
                 } else {
                     NO_USERSPACE.to_string()
@@ -104,51 +113,115 @@ pub fn plan_cases(rows: &[Runtime], specs: &[WorkloadSpec]) -> Vec<Case> {
             cases.push(c);
         }
     }
-    for rt in rows.iter().filter(|r| r.linux_boot) {
-        let mut c = new_case(rt, BOOT);
+    for rt in rows.iter().filter(|r| r.boot_only(env)) {
+        let mut c = new_case(rt.as_ref(), env, BOOT);
         c.start_marker = Some(INIT_HANDOFF.to_string());
         cases.push(c);
     }
     cases
 }
 
-fn find_case<'a>(cases: &'a mut [Case], rt: &str, kernel: &str) -> Option<&'a mut Case> {
+fn find_case<'a>(cases: &'a mut [Case], rt: RuntimeId, kernel: &str) -> Option<&'a mut Case> {
     cases
         .iter_mut()
-        .find(|c| c.runtime == rt && c.kernel == kernel)
+        .find(|c| c.runtime == rt.name() && c.kernel == kernel)
 }
 
-/// Runs one launch of `rt` and turns it into a sample (or the reason it failed).
-fn run_once(env: &Env, rt: &Runtime, spec: &WorkloadSpec, seq: u64) -> Result<Sample, String> {
-    let launch = rt.launch(env, spec, seq)?;
-    let observed = measure::run(
-        &launch.argv,
-        launch.timeout,
-        launch.private_mount_ns,
-        launch.stop_on_line,
-    )
-    .map_err(|e| e.to_string())?;
-    drop(launch.bundle);
-    rt.interpret(&observed, spec)
+/// Marks `case` failed with `f`.
+fn set_failed(case: &mut Case, f: FailureReport) {
+    case.status = Status::Failed;
+    case.reason = Some(f.to_string());
+    case.failure = Some(f);
+}
+
+/// One interleaved round of `spec` over `runnable`; `round` is the measured
+/// round's index, `None` for a warm-up.
+#[allow(clippy::too_many_arguments)]
+fn one_round(
+    env: &Env,
+    runnable: &[&dyn Runtime],
+    spec: &WorkloadSpec,
+    round: Option<u32>,
+    results: &mut Results,
+    reference: &mut Option<(String, RuntimeId)>,
+    seq: &mut u64,
+    progress: &Progress,
+) {
+    for rt in runnable {
+        let id = rt.id();
+        let Some(case) = find_case(&mut results.cases, id, &spec.kernel) else {
+            continue;
+        };
+        if case.status != Status::Measured {
+            progress.bar.inc(1);
+            continue;
+        }
+        progress.bar.set_message(format!("{id} {}", spec.kernel));
+        *seq += 1;
+        match rt.measure(env, spec, *seq) {
+            Ok(mut sample) => {
+                match (&*reference, sample.checksum.clone()) {
+                    (None, Some(s)) => *reference = Some((s, id)),
+                    (Some((r, from)), Some(s)) if *r != s => {
+                        let f = fail(
+                            Failure::ChecksumMismatch,
+                            format!("{id} {} gave {s}, {from} gave {r}", spec.kernel),
+                        );
+                        progress.line(&f.to_string());
+                        set_failed(case, f);
+                    }
+                    _ => {}
+                }
+                if let (Some(r), Status::Measured) = (round, case.status) {
+                    sample.round = Some(r);
+                    case.samples.push(sample);
+                }
+            }
+            Err(f) => {
+                progress.line(&format!("{id} {}: {f}", spec.kernel));
+                set_failed(case, f);
+            }
+        }
+        progress.bar.inc(1);
+    }
+}
+
+/// Whether every ratio of `kernel` is within `target` (relative CI half-width).
+fn precise_enough(results: &Results, kernel: &str, target: f64) -> bool {
+    widest_ratio_half_width(results)
+        .iter()
+        .filter(|(_, k, _)| k == kernel)
+        .all(|(_, _, w)| *w <= target)
 }
 
 /// The measure step for all `rows` and `specs`, saving into `dir` as it goes.
 pub fn execute(
     env: &Env,
-    rows: &[Runtime],
+    rows: &[Box<dyn Runtime>],
     results: &mut Results,
     dir: &Path,
 ) -> Result<(), RunnerError> {
     let specs = results.config.workloads.clone();
     let (warmup, runs) = (results.config.warmup, results.config.runs);
-    results.cases = plan_cases(rows, &specs);
-    let runnable: Vec<&Runtime> = rows
+    results.cases = plan_cases(rows, env, &specs);
+    results.config.start_clocks = rows
         .iter()
-        .filter(|r| r.skip.is_none() && !r.linux_boot)
+        .map(|r| {
+            (
+                r.id().name().to_string(),
+                r.start_clock(env).label().to_string(),
+            )
+        })
         .collect();
-    let boots: Vec<&Runtime> = rows
+    let runnable: Vec<&dyn Runtime> = rows
         .iter()
-        .filter(|r| r.skip.is_none() && r.linux_boot)
+        .filter(|r| r.unavailable(env).is_none() && !r.boot_only(env))
+        .map(|r| r.as_ref())
+        .collect();
+    let boots: Vec<&dyn Runtime> = rows
+        .iter()
+        .filter(|r| r.unavailable(env).is_none() && r.boot_only(env))
+        .map(|r| r.as_ref())
         .collect();
     let total =
         (specs.len() * runnable.len()) as u64 * u64::from(warmup + runs) + boots.len() as u64;
@@ -160,55 +233,71 @@ pub fn execute(
             .collect::<Vec<_>>(),
     ));
     render::write_exports(results, dir)?;
+    let started = Instant::now();
+    let budget = results.config.max_time_s.map(Duration::from_secs);
     let mut seq = 0u64;
-    for spec in &specs {
+    for (k, spec) in specs.iter().enumerate() {
         // The checksum every run must give: bare's (it runs first in each round).
-        let mut reference: Option<(String, &str)> = None;
+        let mut reference: Option<(String, RuntimeId)> = None;
         for round in 0..warmup + runs {
-            let measured = round >= warmup;
-            for rt in &runnable {
-                let Some(case) = find_case(&mut results.cases, rt.name, &spec.kernel) else {
-                    continue;
-                };
-                if case.status != Status::Measured {
-                    progress.bar.inc(1);
-                    continue;
-                }
-                progress
-                    .bar
-                    .set_message(format!("{} {}", rt.name, spec.kernel));
-                seq += 1;
-                match run_once(env, rt, spec, seq) {
-                    Ok(sample) => {
-                        let sum = sample.checksum.clone();
-                        match (&reference, sum) {
-                            (None, Some(s)) => reference = Some((s, rt.name)),
-                            (Some((r, from)), Some(s)) if *r != s => {
-                                let msg = format!(
-                                    "CHECKSUM MISMATCH: {} {} gave {s}, {from} gave {r}",
-                                    rt.name, spec.kernel
-                                );
-                                progress.line(&msg);
-                                case.status = Status::Failed;
-                                case.reason = Some(msg);
-                            }
-                            _ => {}
-                        }
-                        if measured && case.status == Status::Measured {
-                            case.samples.push(sample);
-                        }
-                    }
-                    Err(reason) => {
-                        progress.line(&format!("{} {}: FAILED: {reason}", rt.name, spec.kernel));
-                        case.status = Status::Failed;
-                        case.reason = Some(reason);
-                    }
-                }
-                progress.bar.inc(1);
-            }
-            if measured {
+            let measured = round.checked_sub(warmup);
+            one_round(
+                env,
+                &runnable,
+                spec,
+                measured,
+                results,
+                &mut reference,
+                &mut seq,
+                &progress,
+            );
+            if measured.is_some() {
                 summarise(results);
                 render::write_exports(results, dir)?;
+            }
+        }
+        if let Some(target) = results.config.precision {
+            // Each kernel may use its share of --max-time (what earlier kernels left, split evenly).
+            let left = specs.len() - k;
+            let kernel_deadline = budget.map(|b| {
+                let remaining = b.saturating_sub(started.elapsed());
+                Instant::now() + remaining / left as u32
+            });
+            let mut round = runs;
+            while !precise_enough(results, &spec.kernel, target)
+                && round < MAX_ROUNDS
+                && kernel_deadline.is_none_or(|d| Instant::now() < d)
+            {
+                progress.bar.inc_length(runnable.len() as u64);
+                one_round(
+                    env,
+                    &runnable,
+                    spec,
+                    Some(round),
+                    results,
+                    &mut reference,
+                    &mut seq,
+                    &progress,
+                );
+                summarise(results);
+                render::write_exports(results, dir)?;
+                round += 1;
+            }
+            let pct = target * 100.0;
+            for (rt, _, w) in widest_ratio_half_width(results)
+                .iter()
+                .filter(|(_, kk, _)| *kk == spec.kernel)
+            {
+                let verdict = if *w <= target {
+                    "reached"
+                } else {
+                    "NOT reached"
+                };
+                progress.line(&format!(
+                    "precision {pct:.1} % {verdict}: {rt} {} widest ratio CI ±{:.1} % after {round} rounds",
+                    spec.kernel,
+                    w * 100.0
+                ));
             }
         }
         for c in results
@@ -220,9 +309,10 @@ pub fn execute(
         }
     }
     for rt in &boots {
+        let id = rt.id();
         progress
             .bar
-            .set_message(format!("{} booting (minutes on kvm_pvm)", rt.name));
+            .set_message(format!("{id} booting (minutes on kvm_pvm)"));
         seq += 1;
         let spec = specs.first().cloned().unwrap_or(WorkloadSpec {
             kernel: "cpu".into(),
@@ -230,19 +320,16 @@ pub fn execute(
             iterations: 1,
             seed: 1,
         });
-        let outcome = run_once(env, rt, &spec, seq);
-        if let Some(case) = find_case(&mut results.cases, rt.name, BOOT) {
+        let outcome = rt.measure(env, &spec, seq);
+        if let Some(case) = find_case(&mut results.cases, id, BOOT) {
             match outcome {
                 Ok(sample) => case.samples.push(sample),
-                Err(reason) => {
-                    case.status = Status::Failed;
-                    case.reason = Some(reason);
-                }
+                Err(f) => set_failed(case, f),
             }
             summarise(results);
             render::write_exports(results, dir)?;
         }
-        if let Some(c) = results.case(rt.name, BOOT) {
+        if let Some(c) = results.case(id.name(), BOOT) {
             if c.status != Status::Skipped {
                 progress.line(&format_row(&table::cells(c)));
             }

@@ -5,26 +5,72 @@ use super::export::fmt_opt;
 use super::record::{Case, CaseSummary, Status, PLACEMENT_CLONE_INTO};
 use super::stats::{Ratio, Summary};
 
-/// Column titles.
+/// Column titles. Every figure says what it is: a median with its bootstrap
+/// 95 % confidence interval in brackets, the run range in parentheses, a
+/// ratio with its 95 % CI and whether it is paired per round ([`LEGEND`]).
 pub const HEADERS: &[&str] = &[
     "runtime",
     "kernel",
-    "start ms (min–max)",
-    "total ms",
-    "score Mops/s",
-    "score vs bare",
-    "peak RSS MiB",
-    "mem overhead MiB",
-    "CPU overhead ms",
-    "start vs peer",
+    "start ms: median [95 % CI] (min–max)",
+    "total ms: median",
+    "score Mops/s: median [95 % CI]",
+    "score vs bare [95 % CI]",
+    "peak RSS MiB: median",
+    "mem overhead MiB: median",
+    "CPU overhead ms: median",
+    "start vs peer [95 % CI]",
     "note",
 ];
 
-fn med_range(s: Option<Summary>, decimals: usize) -> String {
+/// What the figures in the table are, printed under it in every report.
+pub const LEGEND: &[(&str, &str)] = &[
+    (
+        "median [95 % CI]",
+        "the median of the measured runs and, in brackets, its 95 % confidence interval: a percentile \
+         bootstrap (2000 resamples, fixed seed, so a re-render gives the same interval)",
+    ),
+    ("(min–max)", "the fastest and the slowest run"),
+    (
+        "ratio, paired",
+        "the median of the per-round ratios (this row's run divided by the other row's run of the same \
+         interleaved round, so the round's noise cancels), with the bootstrap 95 % CI of that median",
+    ),
+    (
+        "ratio, unpaired",
+        "the ratio of the two rows' medians, with a 95 % CI from resampling each row on its own (runs \
+         that do not say their round)",
+    ),
+    (
+        "score vs bare",
+        "the workload's score divided by bare's on the same kernel: 1.000 = no CPU overhead; bare \
+         against itself is 1 by definition",
+    ),
+    (
+        "start vs peer",
+        "start latency divided by the peer's named in the cell: below 1 = this row starts faster",
+    ),
+    (
+        "overheads",
+        "the median over the runs of the run's figure minus bare's median on the same kernel",
+    ),
+];
+
+/// `m [lo, hi]`: a median and its 95 % CI.
+fn med_ci(s: Summary, decimals: usize, scale: f64) -> String {
+    format!(
+        "{:.d$} [{:.d$}, {:.d$}]",
+        s.median / scale,
+        s.ci_low / scale,
+        s.ci_high / scale,
+        d = decimals
+    )
+}
+
+fn med_ci_range(s: Option<Summary>, decimals: usize) -> String {
     match s {
         Some(s) => format!(
-            "{:.d$} ({:.d$}–{:.d$})",
-            s.median,
+            "{} ({:.d$}–{:.d$})",
+            med_ci(s, decimals, 1.0),
             s.min,
             s.max,
             d = decimals
@@ -37,8 +83,26 @@ fn med(s: Option<Summary>, decimals: usize) -> String {
     fmt_opt(s.map(|s| s.median), decimals)
 }
 
+/// `value [lo, hi] paired` (or `unpaired`); a ratio read from a version-1
+/// file says what its old `±` was.
+pub fn ratio_cell(r: &Ratio) -> String {
+    match r.v1_error {
+        Some(e) => format!(
+            "{:.2} ± {:.2} (version-1 file: stddevs propagated around the medians, not a CI)",
+            r.value, e
+        ),
+        None => format!(
+            "{:.3} [{:.3}, {:.3}] {}",
+            r.value,
+            r.ci_low,
+            r.ci_high,
+            if r.paired { "paired" } else { "unpaired" }
+        ),
+    }
+}
+
 fn ratio(r: Option<Ratio>) -> String {
-    r.map_or_else(String::new, |r| format!("{:.2} ± {:.2}", r.value, r.error))
+    r.as_ref().map_or_else(String::new, ratio_cell)
 }
 
 /// Where the vclab launcher's start went on cgroups, for the row's note: the
@@ -97,9 +161,10 @@ pub fn cells(c: &Case) -> Vec<String> {
     vec![
         c.runtime.clone(),
         c.kernel.clone(),
-        med_range(s.and_then(|s| s.start_latency_ms), 2),
+        med_ci_range(s.and_then(|s| s.start_latency_ms), 2),
         med(s.and_then(|s| s.total_ms), 1),
-        fmt_opt(s.and_then(|s| s.score_ops_per_s).map(|x| x.median / 1e6), 2),
+        s.and_then(|s| s.score_ops_per_s)
+            .map_or_else(String::new, |x| med_ci(x, 2, 1e6)),
         ratio(s.and_then(|s| s.score_vs_bare)),
         med(s.and_then(|s| s.peak_rss_mib), 1),
         med(s.and_then(|s| s.memory_overhead_mib), 1),
@@ -107,6 +172,17 @@ pub fn cells(c: &Case) -> Vec<String> {
         peer.unwrap_or_default(),
         note.join("; "),
     ]
+}
+
+/// The method line of the reports: runs, interleaving and what the intervals are.
+pub fn method(r: &super::record::Results) -> String {
+    format!(
+        "{} warm-up + {} measured runs per case, runtimes interleaved (one run of each row per round); \
+         medians with a percentile-bootstrap 95 % CI [in brackets], min–max in parentheses; ratios with \
+         a 95 % CI, paired per round where the runs say their round; outliers flagged by MAD \
+         (|modified z| > 3.5)",
+        r.config.warmup, r.config.runs
+    )
 }
 
 /// What "start latency" means for each kind of row (printed under the table).
@@ -216,6 +292,7 @@ mod tests {
                 outlier_runs: vec![1],
                 ..summary(Some("migrated"), &[7.0, 8.0, 9.0])
             }),
+            failure: None,
         };
         let note = cells(&c).pop().unwrap();
         assert!(

@@ -47,11 +47,14 @@ pub fn describe_end(report: &VmReport, exit_code: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vclab_vmm::{ExitReason, KernelFormat};
 
     #[test]
     fn phases_land_on_the_launch_clock() {
         let line = r#"{"guest_ready_ns":2000000,"exit_reason":"guest-exit","vcpu_rips":[],"vm_exits":{},"unclaimed_accesses":0,"guest_lines":[],"bad_line_records":0,"guest_ram_kib":131072,"vcpus":1,"kernel_format":"elf","linux":false,"cmdline":"","time_origin":"x","origin_monotonic_ns":10000000}"#;
         let r = parse(Some(line)).expect("a VMM report");
+        assert_eq!(r.exit_reason, ExitReason::GuestExit);
+        assert_eq!(r.kernel_format, KernelFormat::Elf);
         // Launched 1 ms before the VMM's origin: ready 3 ms after launch.
         assert_eq!(since_launch_ms(&r, r.guest_ready_ns, 9_000_000), Some(3.0));
         // A launch after the origin cannot be: no figure rather than a negative one.
@@ -59,7 +62,7 @@ mod tests {
         assert_eq!(since_launch_ms(&r, None, 9_000_000), None);
         let no_origin = VmReport {
             guest_ready_ns: Some(2_500_000),
-            ..VmReport::default()
+            ..VmReport::new(ExitReason::Timeout, KernelFormat::Elf)
         };
         assert_eq!(
             since_launch_ms(&no_origin, no_origin.guest_ready_ns, 1),

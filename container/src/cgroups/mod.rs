@@ -99,12 +99,12 @@ pub struct Host {
 }
 
 impl Host {
-    /// The running host as [`CgroupMode::detect`] sees it, with the unified
+    /// The running host as [`detect_mode`] sees it, with the unified
     /// hierarchy at `/sys/fs/cgroup`. A hybrid host stays hybrid: its v1
     /// controllers hold the limits.
     pub fn detect() -> Self {
         Host {
-            mode: CgroupMode::detect(),
+            mode: detect_mode(),
             v2_root: PathBuf::from(V2_ROOT),
         }
     }
@@ -123,19 +123,10 @@ impl Host {
 /// Where a pure v2 host mounts its unified hierarchy.
 pub const V2_ROOT: &str = "/sys/fs/cgroup";
 
-/// How the container's first process got into its cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Placement {
-    /// Born in it: `clone3` with `CLONE_INTO_CGROUP` (cgroup v2), no migration.
-    CloneInto,
-    /// Cloned, then migrated by writing its pid to `cgroup.procs` (v1 and
-    /// hybrid controllers, or v2 when the kernel refused `CLONE_INTO_CGROUP`).
-    Migrated,
-    /// No cgroup (rootless without delegation, no cgroup file system).
-    #[default]
-    None,
-}
+/// How the container's first process got into its cgroup, and how the host
+/// mounts its cgroup hierarchies (both named in [`crate::RunReport`]; defined
+/// in `vclab-contract`).
+pub use vclab_contract::{CgroupMode, Placement};
 
 /// One container's cgroup, in whichever hierarchy the host uses.
 #[derive(Debug)]
@@ -324,44 +315,10 @@ pub(crate) fn below(mount: &Path, cgroup_path: &str, name: &str) -> PathBuf {
     mount.join(cgroup_path.trim_start_matches('/')).join(name)
 }
 
-/// How the host mounts its cgroup hierarchies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CgroupMode {
-    /// Pure cgroup v2 (unified hierarchy at the cgroup root).
-    V2,
-    /// Only v1 controller hierarchies.
-    V1,
-    /// v1 controllers plus a cgroup2 mount (usually `/sys/fs/cgroup/unified`).
-    Hybrid,
-    /// No cgroup file system found.
-    None,
-}
-
-impl CgroupMode {
-    /// Probes the running host from `/proc/self/mounts`.
-    pub fn detect() -> Self {
-        Self::from_mounts(&read_small("/proc/self/mounts"))
-    }
-
-    /// Decides the mode from the text of a mounts table: v1 controller
-    /// hierarchies, a cgroup2 mount, or both (hybrid).
-    pub fn from_mounts(mounts: &str) -> Self {
-        let (mut v1, mut v2) = (false, false);
-        for line in mounts.lines() {
-            match line.split_whitespace().nth(2) {
-                Some("cgroup") => v1 = true,
-                Some("cgroup2") => v2 = true,
-                _ => {}
-            }
-        }
-        match (v1, v2) {
-            (true, true) => CgroupMode::Hybrid,
-            (true, false) => CgroupMode::V1,
-            (false, true) => CgroupMode::V2,
-            (false, false) => CgroupMode::None,
-        }
-    }
+/// Probes the running host's cgroup mode from `/proc/self/mounts`
+/// ([`CgroupMode::from_mounts`]).
+pub fn detect_mode() -> CgroupMode {
+    CgroupMode::from_mounts(&read_small("/proc/self/mounts"))
 }
 
 #[cfg(test)]

@@ -1,31 +1,17 @@
 //! Talking to the outside: the lab control device when the VMM has it (DESIGN.md, "Lab control
-//! device"), else the UART plus QEMU's isa-debug-exit and the i8042 reset (QEMU, Firecracker).
+//! device"), else the UART plus QEMU's isa-debug-exit, Cloud Hypervisor's ACPI shutdown and the
+//! i8042 reset (QEMU, Cloud Hypervisor, Firecracker).
+
+use vclab_contract::labctl;
 
 use crate::port;
 
-/// Lab device: write 123 = ready; read = `'V'` when present.
-const PORT_LAB_ID: u16 = 0x3f0;
-/// Lab device: write the exit status; the VM ends at once.
-const PORT_LAB_STATUS: u16 = 0x3f1;
-/// Lab device: write the guest-physical address of a line record (u32 LE length, then bytes).
-const PORT_LAB_LINE: u16 = 0x3f4;
-/// What port 0x3f0 reads when the lab device is present.
-const LAB_DEVICE_ID: u8 = 0x56;
-/// The ready value written to port 0x3f0.
-pub const READY_VALUE: u8 = 123;
 /// Longest line the lab device takes.
-const MAX_RECORD: usize = 4096;
-/// The first UART (COM1) data port.
-const PORT_UART: u16 = 0x3f8;
-/// QEMU's isa-debug-exit (`-device isa-debug-exit`): QEMU exits with `(status << 1) | 1`.
-const PORT_DEBUG_EXIT: u16 = 0x501;
-/// The i8042 command port; 0xfe pulses the reset line (Firecracker and QEMU end or reboot).
-const PORT_I8042: u16 = 0x64;
-const I8042_RESET: u8 = 0xfe;
+const MAX_RECORD: usize = labctl::MAX_LINE_RECORD as usize;
 
 /// Tells the VMM the guest runs (one port write; the VMM timestamps it).
 pub fn signal_ready() {
-    port::outb(PORT_LAB_ID, READY_VALUE);
+    port::outb(labctl::READY_PORT, labctl::READY_VALUE);
 }
 
 /// A line record as the lab device reads it from guest memory.
@@ -46,7 +32,7 @@ impl Lab {
     /// Probes the lab control device (one port read).
     pub fn detect() -> Lab {
         Lab {
-            device: port::inb(PORT_LAB_ID) == LAB_DEVICE_ID,
+            device: port::inb(labctl::READY_PORT) == labctl::PRESENCE_VALUE,
         }
     }
 
@@ -76,18 +62,22 @@ impl Lab {
         }
         // The stack is identity-mapped below 4 GiB: its address is the guest-physical one.
         let addr = core::ptr::addr_of!(record) as usize;
-        port::outl(PORT_LAB_LINE, u32::try_from(addr).unwrap_or(0));
+        port::outl(labctl::LINE_PORT, u32::try_from(addr).unwrap_or(0));
         // Keep the record alive (and written) until the VMM has read it.
         core::hint::black_box(&record);
     }
 
-    /// Ends the VM with `status`.
+    /// Ends the VM with `status`: lab device (the lab VMM ends here), QEMU's isa-debug-exit
+    /// (QEMU ends with the status), Cloud Hypervisor's ACPI S5 (CH ends, status 0), then the
+    /// i8042 reset (Firecracker ends; the others would reboot). Each VMM stops at its own port,
+    /// so the ports before it are ignored by it.
     pub fn exit(&self, status: u8) -> ! {
         if self.device {
-            port::outb(PORT_LAB_STATUS, status);
+            port::outb(labctl::EXIT_PORT, status);
         }
-        port::outb(PORT_DEBUG_EXIT, status);
-        port::outb(PORT_I8042, I8042_RESET);
+        port::outb(labctl::QEMU_DEBUG_EXIT_PORT, status);
+        port::outb(labctl::CH_ACPI_SHUTDOWN_PORT, labctl::CH_ACPI_S5);
+        port::outb(labctl::I8042_COMMAND_PORT, labctl::I8042_RESET);
         loop {
             core::hint::spin_loop();
         }
@@ -96,5 +86,5 @@ impl Lab {
 
 /// Writes raw bytes to the UART (no newline added).
 pub fn uart(bytes: &[u8]) {
-    port::outsb(PORT_UART, bytes);
+    port::outsb(labctl::COM1_BASE, bytes);
 }

@@ -15,7 +15,8 @@ mod shim;
 
 use core::fmt::{self, Write as _};
 
-use vclab_workload::{json, GuestCmdline, Mode, Params, Report};
+use vclab_contract::{GuestCmdline, Mode};
+use vclab_workload::{json, Params, Report};
 
 use bootinfo::BootInfo;
 use lab::Lab;
@@ -37,7 +38,7 @@ enum Error {
     /// The command line is not UTF-8.
     CmdlineUtf8,
     /// A `vclab.*` parameter has a bad value.
-    Cmdline(vclab_workload::cmdline::CmdlineError<'static>),
+    Cmdline(vclab_contract::CmdlineError<'static>),
     /// The params are out of bounds.
     Params(vclab_workload::ParamsError),
     /// The RAM above 16 MiB is too small for the scratch buffer.
@@ -88,7 +89,7 @@ fn run(lab: &Lab, info: u64, protocol: u64) -> Result<u8, Error> {
     let status = args.exit.unwrap_or(0);
 
     if args.mode == Some(Mode::Idle) || !lab.has_device() {
-        lab.line(vclab_workload::READY_LINE.as_bytes());
+        lab.line(vclab_contract::READY_LINE.as_bytes());
     }
     if let Some(fault) = args.fault {
         faults::run(fault, lab);

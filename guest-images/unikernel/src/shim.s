@@ -32,6 +32,8 @@
     .set EFER_LME, 1 << 8
     .set PORT_STATUS, 0x3f1           /* lab control device: exit status */
     .set PORT_DEBUG_EXIT, 0x501       /* QEMU isa-debug-exit */
+    .set PORT_CH_ACPI, 0x600          /* Cloud Hypervisor ACPI shutdown (devices/src/acpi.rs) */
+    .set ACPI_S5, (5 << 2) | (1 << 5) /* S5 sleep value: CH powers off (1 would reboot) */
     .set PORT_I8042, 0x64             /* 0xfe = pulse reset (Firecracker ends the VM) */
     .set PORT_UART, 0x3f8
     .set STATUS_EXCEPTION, 0x80       /* exit status = 0x80 | vector */
@@ -272,11 +274,15 @@ put_hex:
     jnz put_hex
     ret
 
-/* Ends the VM with status AL: lab device, then QEMU isa-debug-exit, then i8042 reset. */
+/* Ends the VM with status AL: lab device, then QEMU isa-debug-exit, then Cloud Hypervisor's
+   ACPI S5, then i8042 reset (lab.rs `Lab::exit` does the same from ring 3). */
 shim_exit:
     mov $PORT_STATUS, %dx
     out %al, %dx
     mov $PORT_DEBUG_EXIT, %dx
+    out %al, %dx
+    mov $PORT_CH_ACPI, %dx
+    mov $ACPI_S5, %al
     out %al, %dx
     mov $0xfe, %al
     out %al, $PORT_I8042

@@ -1,18 +1,12 @@
 //! The lab control device (DESIGN.md, "Lab control device"): the guest
 //! signals readiness, prints result lines through guest memory in one exit
-//! each, and ends the VM with an exit status.
+//! each, and ends the VM with an exit status. Its ports and values are the
+//! guests' contract (`vclab_contract::labctl`).
 
+use vclab_contract::labctl::{self, MAX_LINE_RECORD, PRESENCE_VALUE, READY_VALUE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::{Clock, Sink};
-use crate::layout;
-
-/// The value the guest writes to the ready port.
-pub const READY_VALUE: u8 = 123;
-/// What a read of the ready port returns ('V').
-pub const SIGNATURE: u8 = 0x56;
-/// Longest line record.
-pub const MAX_LINE: u32 = 4096;
 
 /// Errors of reading a line record (logged and counted, never fatal).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,7 +18,7 @@ pub enum Error {
     #[error("line record at {0:#x} lies outside guest memory")]
     OutOfBounds(u64),
     /// The length is over the limit.
-    #[error("line record at {addr:#x} claims {len} bytes, more than {MAX_LINE}")]
+    #[error("line record at {addr:#x} claims {len} bytes, more than {MAX_LINE_RECORD}")]
     TooLong {
         /// Record address.
         addr: u64,
@@ -54,6 +48,10 @@ pub struct LabCtl {
     pub lines: Vec<String>,
     /// Bad line records (out of bounds, too long, wrong width).
     pub bad_records: u64,
+    /// Whether the guest sees the device (default). `false` (`--lab-device off`) hides it: its
+    /// ports are unclaimed, 0x3f0 reads all-ones as on another VMM, and the unikernel uses the
+    /// UART and ends through the i8042 reset.
+    pub present: bool,
 }
 
 impl LabCtl {
@@ -66,23 +64,26 @@ impl LabCtl {
             ready_ns: None,
             lines: Vec::new(),
             bad_records: 0,
+            present: true,
         }
+    }
+
+    /// True for the ports this device answers on: its own, unless it is hidden.
+    pub fn claims(&self, port: u16) -> bool {
+        self.present && Self::owns(port)
     }
 
     /// True for the ports this device owns.
     pub fn owns(port: u16) -> bool {
-        matches!(
-            port,
-            layout::LABCTL_READY_PORT | layout::LABCTL_EXIT_PORT | layout::LABCTL_LINE_PORT
-        )
+        labctl::is_labctl_port(port)
     }
 
     /// A read: the signature on the ready port, zero elsewhere.
     pub fn read(&self, port: u16, data: &mut [u8]) {
         data.fill(0);
-        if port == layout::LABCTL_READY_PORT {
+        if port == labctl::READY_PORT {
             if let Some(b) = data.first_mut() {
-                *b = SIGNATURE;
+                *b = PRESENCE_VALUE;
             }
         }
     }
@@ -90,13 +91,13 @@ impl LabCtl {
     /// A write.
     pub fn write(&mut self, port: u16, data: &[u8]) -> Effect {
         match port {
-            layout::LABCTL_READY_PORT => {
+            labctl::READY_PORT => {
                 if data.first() == Some(&READY_VALUE) && self.ready_ns.is_none() {
                     self.ready_ns = Some(self.clock.now_ns());
                 }
                 Effect::None
             }
-            layout::LABCTL_EXIT_PORT => Effect::Exit(data.first().copied().unwrap_or(0)),
+            labctl::EXIT_PORT => Effect::Exit(data.first().copied().unwrap_or(0)),
             _ => {
                 match self.read_line(data) {
                     Ok(line) => {
@@ -122,7 +123,7 @@ impl LabCtl {
         let len: u32 = mem
             .read_obj(GuestAddress(addr))
             .map_err(|_| Error::OutOfBounds(addr))?;
-        if len > MAX_LINE {
+        if len > MAX_LINE_RECORD {
             return Err(Error::TooLong { addr, len });
         }
         let mut buf = vec![0u8; len as usize];

@@ -11,8 +11,6 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::{Clock, Sink};
 
-/// Linux prints this when it hands over to init.
-pub const INIT_HANDOFF_MARK: &str = " as init process";
 /// Linux prints this on a panic.
 pub const PANIC_MARK: &str = "Kernel panic - not syncing";
 /// How many console lines are kept for error messages.
@@ -74,7 +72,7 @@ impl ConsoleSink {
 
     fn end_line(&mut self, newline: bool) {
         let text = String::from_utf8_lossy(&self.line).trim_end().to_string();
-        if text.contains(INIT_HANDOFF_MARK) && text.contains("Run ") {
+        if vclab_contract::lines::is_init_handoff(&text) {
             self.milestones
                 .init_handoff_ns
                 .get_or_insert(self.clock.now_ns());

@@ -12,7 +12,17 @@ fn escape(cell: &str) -> String {
     cell.replace('|', "\\|").replace('\n', " ")
 }
 
-fn md_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+/// `s` with its first letter in upper case.
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A Markdown table.
+pub fn md_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = format!("| {} |\n", headers.join(" | "));
     out += &format!("|{}\n", "---|".repeat(headers.len()));
     for r in rows {
@@ -40,16 +50,17 @@ impl Exporter for MarkdownExporter {
             h.cgroup_name(),
             h.vclab_version
         );
-        out += &format!(
-            "Method: {} warm-up + {} measured runs per case, runtimes interleaved; median (min–max); \
-             ratios ± propagated standard error.\n\n",
-            r.config.warmup, r.config.runs
-        );
+        out += &format!("{}.\n\n", capitalise(&h.noise_line()));
+        out += &format!("Method: {}.\n\n", table::method(r));
         let rows: Vec<Vec<String>> = table::shown_cases(r)
             .into_iter()
             .map(table::cells)
             .collect();
         out += &md_table(table::HEADERS, &rows);
+        out += "\nWhat the figures are:\n\n";
+        for (what, meaning) in table::LEGEND {
+            out += &format!("- {what}: {meaning}.\n");
+        }
         let skipped = table::skipped_lines(r);
         if !skipped.is_empty() {
             out += "\nNot run on this host:\n\n";

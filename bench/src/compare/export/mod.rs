@@ -3,6 +3,7 @@
 //! rewrite them from a saved `results.json`.
 
 mod csv;
+pub mod hosts;
 mod json;
 mod markdown;
 

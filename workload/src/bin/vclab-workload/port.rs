@@ -5,12 +5,14 @@ use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-/// Port whose write of [`READY_VALUE`] marks the guest ready.
-pub const READY_PORT: u64 = 0x3f0;
+use vclab_contract::labctl;
+
+/// Port whose write of [`READY_VALUE`] marks the guest ready (an offset into /dev/port).
+pub const READY_PORT: u64 = labctl::READY_PORT as u64;
 /// The value that means "guest ready".
-pub const READY_VALUE: u8 = 123;
-/// Port whose write ends the VM with that status.
-pub const EXIT_PORT: u64 = 0x3f1;
+pub const READY_VALUE: u8 = labctl::READY_VALUE;
+/// Port whose write ends the VM with that status (an offset into /dev/port).
+pub const EXIT_PORT: u64 = labctl::EXIT_PORT as u64;
 
 /// Path of the I/O port device.
 const DEV_PORT: &str = "/dev/port";

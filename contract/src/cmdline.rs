@@ -1,6 +1,8 @@
-//! The no-alloc parser of the guest command line's `vclab.*` parameters (DESIGN.md, "Guest command
-//! line"). Words are split on ASCII whitespace; words that are not `vclab.*` parameters (and
-//! `vclab.*` keys this parser does not know) pass through as [`Word::Other`].
+//! The guest command line's `vclab.*` parameters (DESIGN.md, "Guest command line"): the harness
+//! writes them with [`GuestCmdline`]'s `Display` and the guests read them with
+//! [`GuestCmdline::parse`], both without allocating. Words are split on ASCII whitespace; words
+//! that are not `vclab.*` parameters (and `vclab.*` keys this parser does not know) pass through
+//! as [`Word::Other`].
 
 use core::fmt;
 
@@ -13,6 +15,16 @@ pub enum Mode {
     Run(Kernel),
     /// Report ready and wait.
     Idle,
+}
+
+impl Mode {
+    /// The value of `vclab.kernel=`: the kernel's name, or `idle`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Run(kernel) => kernel.name(),
+            Mode::Idle => "idle",
+        }
+    }
 }
 
 /// A deliberate misbehaviour for the VMM's tests (`vclab.fault=`, unikernel only).
@@ -43,6 +55,12 @@ impl Fault {
     }
 }
 
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One word of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Word<'a> {
@@ -62,6 +80,22 @@ pub enum Word<'a> {
     Exit(u8),
     /// Any other word, passed through unchanged.
     Other(&'a str),
+}
+
+/// Writes the word as [`parse_word`] reads it back, e.g. `vclab.size=4096`.
+impl fmt::Display for Word<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Word::Mode(m) => write!(f, "vclab.kernel={}", m.name()),
+            Word::Size(n) => write!(f, "vclab.size={n}"),
+            Word::Iterations(n) => write!(f, "vclab.iterations={n}"),
+            Word::Seed(n) => write!(f, "vclab.seed={n}"),
+            Word::TscKhz(n) => write!(f, "vclab.tsc_khz={n}"),
+            Word::Fault(fault) => write!(f, "vclab.fault={}", fault.name()),
+            Word::Exit(n) => write!(f, "vclab.exit={n}"),
+            Word::Other(text) => f.write_str(text),
+        }
+    }
 }
 
 /// A known `vclab.*` parameter with a value this parser refuses.
@@ -144,6 +178,36 @@ pub struct GuestCmdline {
 }
 
 impl GuestCmdline {
+    /// The settings that run `params`: kernel, size, iterations and seed (add `tsc_khz` for a
+    /// guest without a host clock).
+    pub const fn run(params: &Params) -> GuestCmdline {
+        GuestCmdline {
+            mode: Some(Mode::Run(params.kernel)),
+            size: Some(params.size),
+            iterations: Some(params.iterations),
+            seed: Some(params.seed),
+            tsc_khz: None,
+            fault: None,
+            exit: None,
+        }
+    }
+
+    /// The words of the settings that are given, in the order [`fmt::Display`] writes them:
+    /// kernel, size, iterations, seed, tsc_khz, fault, exit.
+    pub fn words(&self) -> impl Iterator<Item = Word<'static>> {
+        [
+            self.mode.map(Word::Mode),
+            self.size.map(Word::Size),
+            self.iterations.map(Word::Iterations),
+            self.seed.map(Word::Seed),
+            self.tsc_khz.map(Word::TscKhz),
+            self.fault.map(Word::Fault),
+            self.exit.map(Word::Exit),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// Parses a whole command line, skipping words that are not `vclab.*` parameters.
     pub fn parse(cmdline: &str) -> Result<GuestCmdline, CmdlineError<'_>> {
         let mut c = GuestCmdline::default();
@@ -163,8 +227,8 @@ impl GuestCmdline {
     }
 
     /// The run's params when the mode is `Run`: the kernel's defaults overridden by the given
-    /// size, iterations and seed (not yet validated: [`crate::run`] does that). `None` when idle or
-    /// when no kernel was given.
+    /// size, iterations and seed (not yet validated: `vclab_workload::run` does that). `None`
+    /// when idle or when no kernel was given.
     pub fn params(&self) -> Option<Params> {
         let Some(Mode::Run(kernel)) = self.mode else {
             return None;
@@ -176,6 +240,21 @@ impl GuestCmdline {
             iterations: self.iterations.unwrap_or(d.iterations),
             seed: self.seed.unwrap_or(d.seed),
         })
+    }
+}
+
+/// Writes the given settings as `vclab.*` words separated by one space, e.g.
+/// `vclab.kernel=mem-bw vclab.size=4096 vclab.iterations=3 vclab.seed=9 vclab.tsc_khz=2600000`;
+/// nothing at all when none is given. [`GuestCmdline::parse`] reads it back to the same value.
+impl fmt::Display for GuestCmdline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, word) in self.words().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{word}")?;
+        }
+        Ok(())
     }
 }
 
@@ -258,5 +337,69 @@ mod tests {
     fn last_occurrence_wins() {
         let c = GuestCmdline::parse("vclab.seed=1 vclab.seed=2").unwrap();
         assert_eq!(c.seed, Some(2));
+    }
+
+    #[test]
+    fn writer_writes_todays_text() {
+        let params = Params {
+            kernel: Kernel::MemBw,
+            size: 4096,
+            iterations: 3,
+            seed: 9,
+        };
+        let c = GuestCmdline {
+            tsc_khz: Some(2600000),
+            ..GuestCmdline::run(&params)
+        };
+        assert_eq!(
+            c.to_string(),
+            "vclab.kernel=mem-bw vclab.size=4096 vclab.iterations=3 vclab.seed=9 vclab.tsc_khz=2600000"
+        );
+        assert_eq!(GuestCmdline::default().to_string(), "");
+        let faulty = GuestCmdline {
+            fault: Some(Fault::Triple),
+            exit: Some(7),
+            ..GuestCmdline::default()
+        };
+        assert_eq!(faulty.to_string(), "vclab.fault=triple vclab.exit=7");
+    }
+
+    #[test]
+    fn written_line_parses_back_to_the_same_value() {
+        let mut cases = std::vec![
+            GuestCmdline::default(),
+            GuestCmdline {
+                mode: Some(Mode::Idle),
+                ..GuestCmdline::default()
+            },
+            GuestCmdline {
+                mode: Some(Mode::Run(Kernel::Cpu)),
+                size: Some(u64::MAX),
+                iterations: Some(0),
+                seed: Some(u64::MAX),
+                tsc_khz: Some(1),
+                fault: Some(Fault::Ports),
+                exit: Some(255),
+            },
+        ];
+        for kernel in Kernel::ALL {
+            cases.push(GuestCmdline::run(&Params::new(kernel)));
+        }
+        for fault in Fault::ALL {
+            cases.push(GuestCmdline {
+                fault: Some(fault),
+                exit: Some(0),
+                ..GuestCmdline::default()
+            });
+        }
+        for c in cases {
+            let text = c.to_string();
+            assert_eq!(GuestCmdline::parse(&text), Ok(c), "{text}");
+            for word in c.words() {
+                let w = word.to_string();
+                assert_eq!(parse_word(&w), Ok(word), "{w}");
+            }
+        }
+        assert_eq!(Word::Other("quiet").to_string(), "quiet");
     }
 }

@@ -1,4 +1,6 @@
-//! What to run: the kernel, the working-set size, the iteration count and the seed.
+//! What to run: the kernel, the working-set size, the iteration count and the seed. The harness
+//! writes them on the guest command line ([`crate::cmdline`]) and every runtime's workload runs
+//! them (`vclab_workload::run`), so their names, defaults and bounds are part of the contract.
 
 use core::fmt;
 
@@ -16,6 +18,11 @@ pub const SCRATCH_SLACK: usize = 64;
 
 /// One of the three deterministic kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Kernel {
     /// SHA-256 over a generated buffer, hashed `iterations` times (compute bound).
     Cpu,
@@ -120,7 +127,8 @@ impl Params {
         Ok(())
     }
 
-    /// How many scratch bytes [`crate::run`] needs for these params (`size` + [`SCRATCH_SLACK`]).
+    /// How many scratch bytes `vclab_workload::run` needs for these params
+    /// (`size` + [`SCRATCH_SLACK`]).
     pub fn scratch_len(&self) -> Result<usize, ParamsError> {
         self.validate()?;
         usize::try_from(self.size)
@@ -229,5 +237,15 @@ mod tests {
         assert!(p.validate().is_err());
         p.iterations = MAX_ITERATIONS;
         assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_names_are_the_kernel_names() {
+        for k in Kernel::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, std::format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<Kernel>(&json).unwrap(), k);
+        }
     }
 }

@@ -1,0 +1,78 @@
+//! `vclab report`: re-render one saved results directory, or compare several
+//! (one per host, say) in one report. Measures nothing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use vclab_bench::compare::export::hosts::{self, HostRun};
+use vclab_bench::compare::record::Results;
+use vclab_bench::compare::{render, summarise};
+
+/// Arguments of `vclab report`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "With one DIR, its results.csv, results.md, plots and report.html are \
+    rewritten in place from its results.json (a version-1 file is read and written back as \
+    version 2). With several, nothing in them is changed: one comparison (hosts.md, hosts.csv, \
+    report.html) of the same runtime × kernel rows on each host, with each host's record and noise, \
+    is written to --out, by default a directory hosts-<DIR1>-vs-<DIR2>… next to the first DIR."
+)]
+pub struct Args {
+    /// Results directories written by `vclab compare` (one, or several to compare).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where the comparison of several directories is written (created if missing;
+    /// default: hosts-<DIR1>-vs-<DIR2>… beside DIR1). Only with two or more DIRs.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// The default directory of a comparison: `hosts-<a>-vs-<b>…` beside the first.
+fn default_out(dirs: &[PathBuf], labels: &[String]) -> PathBuf {
+    let first = dirs[0].canonicalize().unwrap_or_else(|_| dirs[0].clone());
+    let parent = first.parent().unwrap_or(Path::new("."));
+    let name: String = labels
+        .iter()
+        .map(|l| l.replace(['/', '#'], "_"))
+        .collect::<Vec<_>>()
+        .join("-vs-");
+    parent.join(format!("hosts-{name}"))
+}
+
+/// Runs `vclab report`.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let [dir] = args.dirs.as_slice() else {
+        return compare_dirs(&args.dirs, args.out.as_deref());
+    };
+    if args.out.is_some() {
+        anyhow::bail!(
+            "--out is for comparing two or more results directories; one directory is re-rendered in place"
+        );
+    }
+    let mut results = Results::load(dir)?;
+    summarise::summarise(&mut results);
+    render::write_report(&results, dir)?;
+    println!("{}", dir.join("report.html").display());
+    Ok(0)
+}
+
+fn compare_dirs(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<i32> {
+    let labels = hosts::labels(dirs);
+    let mut runs = Vec::with_capacity(dirs.len());
+    for (dir, label) in dirs.iter().zip(&labels) {
+        let mut results = Results::load(dir)?;
+        summarise::summarise(&mut results);
+        runs.push(HostRun {
+            label: label.clone(),
+            dir: dir.display().to_string(),
+            results,
+        });
+    }
+    let out = out.map_or_else(|| default_out(dirs, &labels), Path::to_path_buf);
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create the report directory {}", out.display()))?;
+    render::write_host_comparison(&runs, &out)?;
+    println!("{}", out.join(hosts::HTML_FILE).display());
+    Ok(0)
+}

@@ -1,0 +1,245 @@
+//! The lab's own VM rows: `vclab-vmm` of the unikernel (timed by the lab
+//! device, or with the device hidden: the UART path and stdout timing of
+//! the peer VMMs), of the micro-VM Linux kernel, and of Debian's cloud kernel.
+
+use std::time::Duration;
+
+use vclab_contract::lines::READY_LINE;
+use vclab_contract::vm::ExitReason;
+use vclab_contract::{Failure, FailureReport};
+use vclab_vmm::VmReport;
+
+use super::env::{first_reason, need};
+use super::interpret::{base_sample, expect_exit, need_start, result_line, vm_failure};
+use super::peer_vmm::guest_cmdline;
+use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload};
+use crate::compare::record::{Sample, WorkloadSpec};
+use crate::compare::vm_report;
+use crate::spawn::Observed;
+
+/// How long a Linux boot may take on kvm_pvm (minutes there; about a second on hardware KVM).
+pub const LINUX_TIMEOUT: Duration = Duration::from_secs(430);
+
+/// Which guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guest {
+    /// The unikernel; `lab` gives it the lab control device.
+    Unikernel { lab: bool },
+    /// The micro-VM Linux kernel (`vmlinux`) with the initramfs.
+    Linux,
+    /// Debian's cloud kernel with the initramfs.
+    Distro,
+}
+
+/// A `vclab-vmm` row.
+pub struct VclabVm {
+    id: RuntimeId,
+    guest: Guest,
+}
+
+impl VclabVm {
+    /// The unikernel, with or without the lab device.
+    pub fn unikernel(lab: bool) -> Self {
+        VclabVm {
+            id: if lab {
+                RuntimeId::MicrovmUnikernel
+            } else {
+                RuntimeId::MicrovmUnikernelUart
+            },
+            guest: Guest::Unikernel { lab },
+        }
+    }
+
+    /// The micro-VM Linux kernel.
+    pub fn linux() -> Self {
+        VclabVm {
+            id: RuntimeId::MicrovmLinux,
+            guest: Guest::Linux,
+        }
+    }
+
+    /// Debian's cloud kernel.
+    pub fn distro() -> Self {
+        VclabVm {
+            id: RuntimeId::VmDistro,
+            guest: Guest::Distro,
+        }
+    }
+}
+
+/// Why a Linux row does not boot here, if it does not.
+pub fn linux_skip(env: &Env, kernel_artifact: &str) -> Option<String> {
+    first_reason(&[
+        env.vm_works(),
+        need(env.artifact(kernel_artifact)),
+        need(env.artifact("initramfs")),
+        if env.linux {
+            Ok(())
+        } else {
+            Err(
+                "Linux guest boots take two to four minutes on kvm_pvm: skipped in --quick (add --linux)"
+                    .into(),
+            )
+        },
+    ])
+}
+
+/// Reads the VMM's `--json` report, the last stdout line.
+fn report(obs: &Observed) -> Option<VmReport> {
+    vm_report::parse(obs.last_line())
+}
+
+/// Reads a Linux boot timed to its init handoff.
+pub fn interpret_boot(
+    obs: &Observed,
+    report: Option<&VmReport>,
+    ended_ok: bool,
+) -> Result<Sample, FailureReport> {
+    let mut s = base_sample(obs);
+    let from_report = report
+        .and_then(|r| vm_report::since_launch_ms(r, r.init_handoff_ns, obs.launch_monotonic_ns));
+    let from_console = obs
+        .line_time(vclab_contract::lines::INIT_HANDOFF_MARKER)
+        .map(|t| t.as_secs_f64() * 1e3);
+    s.start_latency_ms = from_report.or(from_console);
+    if s.start_latency_ms.is_none() || !ended_ok {
+        let kind = report
+            .and_then(|r| r.exit_reason.failure())
+            .unwrap_or(Failure::NoStartTime);
+        return Err(fail(
+            kind,
+            format!(
+                "the kernel never reached its init handoff (no '{}'): {}",
+                vclab_contract::lines::INIT_HANDOFF_MARKER,
+                vm_failure(report, obs)
+            ),
+        ));
+    }
+    if let Some(r) = report {
+        s.guest_ram_kib = Some(r.guest_ram_kib);
+        s.guest_touched_kib = r.guest_touched_kib;
+    }
+    Ok(s)
+}
+
+impl Runtime for VclabVm {
+    fn id(&self) -> RuntimeId {
+        self.id
+    }
+
+    fn unavailable(&self, env: &Env) -> Option<String> {
+        match self.guest {
+            Guest::Unikernel { .. } => {
+                first_reason(&[env.vm_works(), need(env.artifact("unikernel"))])
+            }
+            Guest::Linux => linux_skip(env, "vmlinux"),
+            Guest::Distro if env.pvm() => Some(
+                "Debian's cloud kernel cannot boot on kvm_pvm: its INT3 self-test stops the boot \
+                 and cannot be switched off without the lab's kernel patch (needs hardware KVM)"
+                    .into(),
+            ),
+            Guest::Distro => linux_skip(env, "distro-kernel"),
+        }
+    }
+
+    fn boot_only(&self, env: &Env) -> bool {
+        !matches!(self.guest, Guest::Unikernel { .. }) && !env.linux_userspace()
+    }
+
+    fn start_clock(&self, env: &Env) -> StartClock {
+        match self.guest {
+            Guest::Unikernel { lab: false } => StartClock::ConsoleReadyLine,
+            _ if self.boot_only(env) => StartClock::InitHandoff,
+            _ => StartClock::LabDevice,
+        }
+    }
+
+    fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {
+        let setup = |e: String| fail(Failure::SetupFailed, e);
+        let mut argv = env.vmm_argv();
+        let cmdline = guest_cmdline(workload, None);
+        match self.guest {
+            Guest::Unikernel { lab } => {
+                argv.push("--kernel".into());
+                argv.push(env.artifact("unikernel").map_err(setup)?.into());
+                argv.push("--cmdline".into());
+                argv.push(cmdline.into());
+                if lab {
+                    argv.extend(["--console", "off"].map(Into::into));
+                } else {
+                    // The UART on stdout, as under the peer VMMs.
+                    argv.extend(["--lab-device", "off"].map(Into::into));
+                }
+                argv.push("--json".into());
+                Ok(Launch::argv(env, argv))
+            }
+            Guest::Linux | Guest::Distro => {
+                let kernel = if self.guest == Guest::Linux {
+                    "vmlinux"
+                } else {
+                    "distro-kernel"
+                };
+                // The VMM composes the Linux defaults and the kvm_pvm workarounds
+                // itself, and on kvm_pvm stops at the init handoff (--stop-at auto).
+                argv.push("--kernel".into());
+                argv.push(env.artifact(kernel).map_err(setup)?.into());
+                argv.push("--initrd".into());
+                argv.push(env.artifact("initramfs").map_err(setup)?.into());
+                argv.push("--cmdline".into());
+                argv.push(cmdline.into());
+                argv.extend(["--console", "off", "--timeout", "420", "--json"].map(Into::into));
+                let mut l = Launch::argv(env, argv);
+                l.timeout = LINUX_TIMEOUT;
+                Ok(l)
+            }
+        }
+    }
+
+    fn interpret(
+        &self,
+        env: &Env,
+        obs: &Observed,
+        spec: &WorkloadSpec,
+    ) -> Result<Sample, FailureReport> {
+        let report = report(obs);
+        if self.boot_only(env) {
+            return interpret_boot(obs, report.as_ref(), obs.exit_code == 0);
+        }
+        let mut s = base_sample(obs);
+        result_line(obs, report.as_ref(), spec, &mut s)?;
+        if let Some(kind) = report.as_ref().and_then(|r| r.exit_reason.failure()) {
+            return Err(fail(kind, vm_failure(report.as_ref(), obs)));
+        }
+        expect_exit(obs.exit_code == 0, obs)?;
+        let report = report.as_ref().ok_or_else(|| {
+            fail(
+                Failure::NoResultLine,
+                format!(
+                    "the VMM (vclab-vmm) printed no JSON report as its last line: {}",
+                    obs.tail()
+                ),
+            )
+        })?;
+        let start = match self.guest {
+            Guest::Unikernel { lab: false } => {
+                obs.line_time(READY_LINE).map(|t| t.as_secs_f64() * 1e3)
+            }
+            _ => vm_report::since_launch_ms(report, report.guest_ready_ns, obs.launch_monotonic_ns),
+        };
+        s.start_latency_ms = Some(need_start(start, obs)?);
+        if self.guest == (Guest::Unikernel { lab: false })
+            && report.exit_reason != ExitReason::Reset
+        {
+            return Err(fail(
+                Failure::BadExitStatus,
+                format!(
+                    "without the lab device the unikernel should end by a reset: {}",
+                    vm_failure(Some(report), obs)
+                ),
+            ));
+        }
+        s.guest_ram_kib = Some(report.guest_ram_kib);
+        s.guest_touched_kib = report.guest_touched_kib;
+        Ok(s)
+    }
+}

@@ -1,0 +1,279 @@
+//! What outlives a harness that is SIGKILLed: the containers of OCI peers
+//! (runc and crun keep them running when their own process dies), their
+//! bundles, the launcher's state. The harness keeps all of it under one
+//! state entry, `/run/vclab/harness-<pid>/` (rootless: the launcher's
+//! rootless state root), in the launcher's state format (a `pid` file with
+//! the owner's pid and start time, then cgroup directories), plus an `oci`
+//! file (`RUNTIME BIN ID` lines) and the bundles.
+//!
+//! A guard process (`vclab guard DIR`, hidden) starts with the harness, in
+//! its own session (a Ctrl-C to the terminal does not reach it), and blocks
+//! reading a pipe whose write end only the harness holds. When the harness
+//! ends in any way, the pipe closes: the guard deletes the OCI containers,
+//! kills what is left in the listed cgroups, removes the entry and sweeps
+//! the entries of dead launchers ([`vclab_container::state::sweep`]).
+//! A harness that ends normally has cleaned up already; the guard finds nothing.
+
+use std::io::{Read, Write};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a guard waits for a dead harness to be reaped (its /proc entry
+/// vanishes) before cleaning anyway.
+const REAP_WAIT: Duration = Duration::from_secs(3);
+
+/// Errors of the harness's state entry.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// The state entry could not be created or written.
+    #[error(
+        "cannot write the harness state {path}: {source} (is /run/vclab writable? run as root)"
+    )]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The guard process could not be started.
+    #[error("cannot start the guard process {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The harness's state entry and its guard.
+#[derive(Debug)]
+pub struct Harness {
+    dir: PathBuf,
+    /// The OCI containers alive now: (runtime, binary, id).
+    oci: Mutex<Vec<(String, PathBuf, String)>>,
+    guard: Mutex<Option<Child>>,
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> GuardError + '_ {
+    move |source| GuardError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The state root for this user (the launcher's).
+pub fn state_root() -> PathBuf {
+    vclab_container::state::state_root(!nix::unistd::geteuid().is_root())
+}
+
+impl Harness {
+    /// Creates `harness-<pid>` under the state root and, when `guard_exe` is
+    /// given (the `vclab` binary), starts its guard.
+    pub fn start(guard_exe: Option<&Path>) -> Result<Self, GuardError> {
+        let root = state_root();
+        let dir = root.join(format!("harness-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let h = Harness {
+            dir,
+            oci: Mutex::new(Vec::new()),
+            guard: Mutex::new(None),
+        };
+        h.write_owner()?;
+        if let Some(exe) = guard_exe {
+            let child = spawn_guard(exe, &h.dir)?;
+            *h.guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        }
+        Ok(h)
+    }
+
+    /// The state entry.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A fresh directory for one instance's files (`<dir>/<name>`).
+    pub fn instance_dir(&self, name: &str) -> Result<PathBuf, GuardError> {
+        let d = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(write_err(&d))?;
+        Ok(d)
+    }
+
+    fn write_owner(&self) -> Result<(), GuardError> {
+        let me = std::process::id();
+        let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 2..];
+                rest.split(' ').nth(19).map(str::to_string)
+            })
+            .unwrap_or_else(|| "0".into());
+        let mut text = format!("{me} {start}\n");
+        let mut oci = String::new();
+        for (runtime, bin, id) in self.oci.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            oci += &format!("{runtime} {} {id}\n", bin.display());
+            for c in cgroup_dirs_named(id) {
+                text += &format!("{}\n", c.display());
+            }
+        }
+        let path = self.dir.join("oci");
+        std::fs::write(&path, oci).map_err(write_err(&path))?;
+        let path = self.dir.join("pid");
+        std::fs::write(&path, text).map_err(write_err(&path))
+    }
+
+    /// Records an OCI container (`runtime` is `runc` or `crun`) and the
+    /// cgroup directories it may create, for the guard to delete.
+    pub fn register_oci(&self, runtime: &str, bin: &Path, id: &str) -> Result<(), GuardError> {
+        self.oci.lock().unwrap_or_else(|e| e.into_inner()).push((
+            runtime.to_string(),
+            bin.to_path_buf(),
+            id.to_string(),
+        ));
+        self.write_owner()
+    }
+
+    /// Forgets an OCI container that has been deleted.
+    pub fn unregister_oci(&self, id: &str) {
+        self.oci
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, _, i)| i != id);
+        let _ = self.write_owner();
+    }
+}
+
+/// Every place a cgroup named `id` at a hierarchy's root can be
+/// (`/sys/fs/cgroup/<controller>/<id>` on v1 and hybrid, `/sys/fs/cgroup/<id>` on v2).
+pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut out = vec![root.join(id)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && !e.file_type().is_ok_and(|t| t.is_symlink()) {
+                out.push(p.join(id));
+            }
+        }
+    }
+    out
+}
+
+fn spawn_guard(exe: &Path, dir: &Path) -> Result<Child, GuardError> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(exe);
+    cmd.arg("guard")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the hook runs in the forked child before exec and only calls
+    // setsid(2), which touches no lock or allocator state.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|source| GuardError::Spawn {
+        program: exe.to_path_buf(),
+        source,
+    })
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // Every instance has been dropped by now (each cleans up its own);
+        // what remains is removed here, then the guard is let go.
+        clean(&self.dir);
+        let guard = self.guard.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut g) = guard {
+            // One byte says "ended in order": the guard exits at once.
+            if let Some(mut stdin) = g.stdin.take() {
+                let _ = stdin.write_all(b"x");
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = g.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+    }
+}
+
+/// Deletes the OCI containers listed in `dir/oci`, then removes the entry
+/// (its cgroups' tasks killed first).
+pub fn clean(dir: &Path) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("oci")) {
+        for line in text.lines() {
+            let mut f = line.splitn(3, ' ');
+            let (Some(runtime), Some(bin), Some(id)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            delete_oci(runtime, Path::new(bin), id);
+        }
+    }
+    let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
+    vclab_container::state::remove_entry(dir, &owner);
+}
+
+/// `BIN delete -f ID` (crun in a private mount namespace without the cgroup2
+/// mount, as it ran); errors are ignored: the container may be gone already.
+pub fn delete_oci(runtime: &str, bin: &Path, id: &str) {
+    let mut cmd = Command::new(bin);
+    cmd.args(["delete", "-f", id]);
+    if runtime == "crun" {
+        super::enter_private_mount_ns_on_spawn(&mut cmd);
+    }
+    let _ = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The guard process: waits for its stdin to close (a harness that ended in
+/// order wrote a byte first: nothing to do), then for the harness
+/// (`harness-<pid>` in `dir`'s name) to be gone, then cleans `dir` and sweeps
+/// dead launchers. Returns the exit code.
+pub fn guard_main(dir: &Path) -> i32 {
+    let mut stdin = std::io::stdin();
+    let mut buf = [0u8; 64];
+    let mut in_order = false;
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => in_order = true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if in_order {
+        return 0;
+    }
+    let pid = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("harness-"))
+        .and_then(|p| p.parse::<i32>().ok());
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + REAP_WAIT;
+        while Instant::now() < deadline && super::tree::state(pid).is_some_and(|s| s != 'Z') {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if dir.exists() {
+        clean(dir);
+    }
+    if let Some(root) = dir.parent() {
+        vclab_container::state::sweep(root);
+    }
+    0
+}
