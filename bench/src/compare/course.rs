@@ -5,6 +5,7 @@
 use vclab_vmm::host::KvmKind;
 
 use super::record::Results;
+use crate::runtime::RuntimeId;
 
 /// One line of the course's table.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,19 +36,24 @@ impl CourseLine {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
-const VM_ROWS: &[&str] = &[
-    "microvm-unikernel",
-    "qemu-microvm",
-    "firecracker",
-    "cloud-hypervisor",
-    "microvm-linux",
-    "qemu-microvm-linux",
-    "vm-distro",
-];
-const CONTAINER_ROWS: &[&str] = &["container", "crun", "runc"];
+/// The VM rows, in the registry's order.
+fn vm_rows() -> impl Iterator<Item = RuntimeId> {
+    RuntimeId::ALL
+        .iter()
+        .copied()
+        .filter(|r| r.family().is_vm())
+}
+
+/// The container rows, in the registry's order.
+fn container_rows() -> impl Iterator<Item = RuntimeId> {
+    RuntimeId::ALL
+        .iter()
+        .copied()
+        .filter(|r| r.family().is_container())
+}
 
 /// Median start latency (ms) of `runtime`, over the first kernel that measured it.
-fn start_ms(r: &Results, runtime: &str) -> Option<(f64, bool)> {
+fn start_ms(r: &Results, runtime: RuntimeId) -> Option<(f64, bool)> {
     r.cases
         .iter()
         .filter(|c| c.runtime == runtime)
@@ -63,13 +69,13 @@ fn container_attach_ms(r: &Results) -> Option<(f64, f64)> {
     let s = r
         .cases
         .iter()
-        .filter(|c| c.runtime == "container")
+        .filter(|c| c.runtime == RuntimeId::Container)
         .find_map(|c| c.summary.as_ref().filter(|s| s.start_latency_ms.is_some()))?;
     Some((s.start_latency_ms?.median, s.cgroup_attach_ms?.median))
 }
 
 /// Median peak RSS (MiB) of `runtime`, the largest over its kernels.
-fn rss_mib(r: &Results, runtime: &str) -> Option<f64> {
+fn rss_mib(r: &Results, runtime: RuntimeId) -> Option<f64> {
     r.cases
         .iter()
         .filter(|c| c.runtime == runtime)
@@ -102,7 +108,7 @@ fn fmt_ms(ms: f64) -> String {
 
 fn full_os(r: &Results) -> CourseLine {
     let mut m = Vec::new();
-    let uni = start_ms(r, "microvm-unikernel").is_some();
+    let uni = start_ms(r, RuntimeId::MicrovmUnikernel).is_some();
     if uni {
         let size =
             artifact_mib(r, "unikernel").map_or(String::new(), |s| format!(" ({s:.2} MiB image)"));
@@ -110,14 +116,17 @@ fn full_os(r: &Results) -> CourseLine {
             "microvm-unikernel ran the workload with no OS at all{size}"
         ));
     }
-    for (row, art) in [("microvm-linux", "vmlinux"), ("vm-distro", "distro-kernel")] {
+    for (row, art) in [
+        (RuntimeId::MicrovmLinux, "vmlinux"),
+        (RuntimeId::VmDistro, "distro-kernel"),
+    ] {
         if start_ms(r, row).is_some() {
             let size =
                 artifact_mib(r, art).map_or(String::new(), |s| format!(" ({s:.1} MiB kernel)"));
             m.push(format!("{row} booted its own Linux kernel{size}"));
         }
     }
-    if CONTAINER_ROWS.iter().any(|c| start_ms(r, c).is_some()) {
+    if container_rows().any(|c| start_ms(r, c).is_some()) {
         m.push(format!(
             "containers ran on the host kernel {}",
             r.host.kernel
@@ -140,10 +149,10 @@ fn full_os(r: &Results) -> CourseLine {
 fn weight(r: &Results) -> CourseLine {
     let mut m = Vec::new();
     let mut lightest_vm: Option<(String, f64)> = None;
-    for row in VM_ROWS.iter().chain(CONTAINER_ROWS) {
+    for row in vm_rows().chain(container_rows()) {
         if let Some(mib) = rss_mib(r, row) {
             m.push(format!("{row} {mib:.1} MiB"));
-            if VM_ROWS.contains(row) && lightest_vm.as_ref().is_none_or(|(_, v)| mib < *v) {
+            if row.family().is_vm() && lightest_vm.as_ref().is_none_or(|(_, v)| mib < *v) {
                 lightest_vm = Some((row.to_string(), mib));
             }
         }
@@ -171,11 +180,11 @@ fn start_time(r: &Results) -> CourseLine {
     let mut m = Vec::new();
     let mut fastest_vm: Option<(String, f64)> = None;
     let mut slowest_linux: Option<(String, f64)> = None;
-    for row in VM_ROWS.iter().chain(CONTAINER_ROWS) {
+    for row in vm_rows().chain(container_rows()) {
         if let Some((ms, handoff)) = start_ms(r, row) {
             let what = if handoff { " to init handoff" } else { "" };
             m.push(format!("{row} {}{what}", fmt_ms(ms)));
-            if VM_ROWS.contains(row) {
+            if row.family().is_vm() {
                 if handoff {
                     slowest_linux = Some((row.to_string(), ms));
                 } else if fastest_vm.as_ref().is_none_or(|(_, v)| ms < *v) {
@@ -238,14 +247,10 @@ fn isolation(r: &Results) -> CourseLine {
 }
 
 fn engine(r: &Results) -> CourseLine {
-    let ran: Vec<String> = CONTAINER_ROWS
-        .iter()
+    let ran: Vec<String> = container_rows()
         .filter_map(|row| start_ms(r, row).map(|(ms, _)| format!("{row} ({})", fmt_ms(ms))))
         .collect();
-    let container_runs = r
-        .cases
-        .iter()
-        .filter(|c| CONTAINER_ROWS.contains(&c.runtime.as_str()));
+    let container_runs = r.cases.iter().filter(|c| c.runtime.family().is_container());
     let (runs, left): (usize, u32) = container_runs.fold((0, 0), |(n, l), c| {
         (
             n + c.samples.len(),

@@ -139,8 +139,8 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
         out += "</ul>\n";
     }
     out += "<p>Start latency means:</p><ul>";
-    for (rows, meaning) in table::START_MEANING {
-        out += &format!("<li><b>{}</b>: {}.</li>", escape(rows), escape(meaning));
+    for (rows, meaning) in table::start_meaning() {
+        out += &format!("<li><b>{}</b>: {}.</li>", escape(&rows), escape(meaning));
     }
     out += "</ul>\n";
     out += "<h2>Plots</h2>\n";

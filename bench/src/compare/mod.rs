@@ -216,7 +216,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             precision: args.precision,
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),
-            start_clocks: Vec::new(),
         },
         artifacts,
         cases: Vec::new(),

@@ -77,7 +77,7 @@ pub fn gather(r: &Results, pick: impl Fn(&super::record::CaseSummary) -> Option<
             let bars = runtimes
                 .iter()
                 .map(|rt| {
-                    r.case(rt, &k)
+                    r.case(*rt, &k)
                         .and_then(|c| c.summary.as_ref())
                         .and_then(&pick)
                 })
@@ -90,7 +90,10 @@ pub fn gather(r: &Results, pick: impl Fn(&super::record::CaseSummary) -> Option<
         .filter(|&i| series.iter().any(|(_, b)| b[i].is_some()))
         .collect();
     BarData {
-        runtimes: keep.iter().map(|&i| runtimes[i].clone()).collect(),
+        runtimes: keep
+            .iter()
+            .map(|&i| runtimes[i].name().to_string())
+            .collect(),
         series: series
             .into_iter()
             .filter(|(_, b)| b.iter().any(Option::is_some))

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{Ratio, Summary};
 use crate::host::HostRecord;
+use crate::runtime::RuntimeId;
 
 /// Format version of `results.json`.
 ///
@@ -69,9 +70,6 @@ pub struct RunConfig {
     /// `--pin`: the harness ran on one CPU and every instance on another.
     #[serde(default)]
     pub pinned: bool,
-    /// What each row's start latency is timed to (row name → label), as the registry says.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub start_clocks: Vec<(String, String)>,
 }
 
 /// One workload kernel with its parameters (the same everywhere, so checksums must agree).
@@ -102,8 +100,8 @@ pub enum Status {
 /// One runtime × kernel case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Case {
-    /// Runtime row name (`bare`, `container`, `microvm-unikernel`, ...).
-    pub runtime: String,
+    /// The row (`bare`, `container`, `microvm-unikernel`, ... in JSON).
+    pub runtime: RuntimeId,
     /// Workload kernel, or `boot` for a Linux guest timed to its init handoff.
     pub kernel: String,
     /// Measured, skipped or failed.
@@ -210,7 +208,7 @@ pub struct CaseSummary {
     /// per round where possible).
     pub start_vs_peer: Option<Ratio>,
     /// The peer used for `start_vs_peer`.
-    pub peer: Option<String>,
+    pub peer: Option<RuntimeId>,
 }
 
 /// Errors of reading a saved `results.json`.
@@ -266,14 +264,14 @@ impl Results {
     }
 
     /// The case for `runtime` × `kernel`, if any.
-    pub fn case(&self, runtime: &str, kernel: &str) -> Option<&Case> {
+    pub fn case(&self, runtime: RuntimeId, kernel: &str) -> Option<&Case> {
         self.cases
             .iter()
             .find(|c| c.runtime == runtime && c.kernel == kernel)
     }
 
-    /// Runtime row names in first-seen order.
-    pub fn runtimes(&self) -> Vec<String> {
+    /// The rows in first-seen order.
+    pub fn runtimes(&self) -> Vec<RuntimeId> {
         first_seen(self.cases.iter().map(|c| &c.runtime))
     }
 
@@ -283,9 +281,9 @@ impl Results {
     }
 }
 
-/// The distinct names of `names`, in the order they first appear.
-fn first_seen<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// The distinct values of `names`, in the order they first appear.
+fn first_seen<'a, T: PartialEq + Clone + 'a>(names: impl Iterator<Item = &'a T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
     for n in names {
         if !out.contains(n) {
             out.push(n.clone());

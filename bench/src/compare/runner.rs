@@ -81,7 +81,7 @@ fn format_row(cells: &[String]) -> String {
 fn new_case(rt: &dyn Runtime, env: &Env, kernel: &str) -> Case {
     let skip = rt.unavailable(env);
     Case {
-        runtime: rt.id().name().to_string(),
+        runtime: rt.id(),
         kernel: kernel.to_string(),
         status: if skip.is_some() {
             Status::Skipped
@@ -124,7 +124,7 @@ pub fn plan_cases(rows: &[Box<dyn Runtime>], env: &Env, specs: &[WorkloadSpec]) 
 fn find_case<'a>(cases: &'a mut [Case], rt: RuntimeId, kernel: &str) -> Option<&'a mut Case> {
     cases
         .iter_mut()
-        .find(|c| c.runtime == rt.name() && c.kernel == kernel)
+        .find(|c| c.runtime == rt && c.kernel == kernel)
 }
 
 /// Marks `case` failed with `f`.
@@ -204,15 +204,6 @@ pub fn execute(
     let specs = results.config.workloads.clone();
     let (warmup, runs) = (results.config.warmup, results.config.runs);
     results.cases = plan_cases(rows, env, &specs);
-    results.config.start_clocks = rows
-        .iter()
-        .map(|r| {
-            (
-                r.id().name().to_string(),
-                r.start_clock(env).label().to_string(),
-            )
-        })
-        .collect();
     let runnable: Vec<&dyn Runtime> = rows
         .iter()
         .filter(|r| r.unavailable(env).is_none() && !r.boot_only(env))
@@ -329,7 +320,7 @@ pub fn execute(
             summarise(results);
             render::write_exports(results, dir)?;
         }
-        if let Some(c) = results.case(id.name(), BOOT) {
+        if let Some(c) = results.case(id, BOOT) {
             if c.status != Status::Skipped {
                 progress.line(&format_row(&table::cells(c)));
             }
@@ -341,4 +332,127 @@ pub fn execute(
     }
     progress.bar.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::course::course_table;
+    use crate::compare::record::{RunConfig, FORMAT_VERSION};
+    use crate::host::HostRecord;
+    use crate::runtime::mock::{MockRuntime, Script};
+
+    fn results(runs: u32) -> Results {
+        Results {
+            version: FORMAT_VERSION,
+            started_utc: "2026-12-01T00:00:00Z".into(),
+            host: HostRecord::default(),
+            config: RunConfig {
+                warmup: 1,
+                runs,
+                workloads: vec![WorkloadSpec {
+                    kernel: "cpu".into(),
+                    size: 4096,
+                    iterations: 1,
+                    seed: 1,
+                }],
+                ..RunConfig::default()
+            },
+            artifacts: vec![],
+            cases: vec![],
+        }
+    }
+
+    fn run(rows: Vec<Box<dyn Runtime>>, r: &mut Results) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::bare("/nonexistent/vclab".into());
+        execute(&env, &rows, r, dir.path()).unwrap();
+        assert!(dir.path().join("results.json").is_file());
+    }
+
+    #[test]
+    fn rounds_interleave_and_ratios_pair_them() {
+        let mut r = results(6);
+        run(
+            vec![
+                MockRuntime::ok(RuntimeId::Bare, 1.0, 100.0),
+                MockRuntime::ok(RuntimeId::Container, 4.0, 98.0),
+                MockRuntime::ok(RuntimeId::Crun, 8.0, 100.0),
+                MockRuntime::unavailable(RuntimeId::Runc, "runc is not installed"),
+            ],
+            &mut r,
+        );
+        let c = r.case(RuntimeId::Container, "cpu").unwrap();
+        assert_eq!(c.status, Status::Measured);
+        let rounds: Vec<Option<u32>> = c.samples.iter().map(|s| s.round).collect();
+        assert_eq!(rounds, (0..6).map(Some).collect::<Vec<_>>());
+        let s = c.summary.as_ref().unwrap();
+        let score = s.score_vs_bare.unwrap();
+        assert!(score.paired, "{score:?}");
+        assert!((score.value - 0.98).abs() < 1e-9, "{score:?}");
+        assert_eq!(s.peer, Some(RuntimeId::Crun));
+        assert!((s.start_vs_peer.unwrap().value - 0.5).abs() < 1e-9);
+        let runc = r.case(RuntimeId::Runc, "cpu").unwrap();
+        assert_eq!(runc.status, Status::Skipped);
+        assert_eq!(runc.reason.as_deref(), Some("runc is not installed"));
+        // The course table quotes the measured rows.
+        let course = course_table(&r);
+        let start = course.iter().find(|l| l.topic == "start time").unwrap();
+        assert!(
+            start.measured.contains("container 4."),
+            "{}",
+            start.measured
+        );
+    }
+
+    #[test]
+    fn a_failing_row_is_failed_with_its_kind_and_others_go_on() {
+        let mut r = results(4);
+        run(
+            vec![
+                MockRuntime::ok(RuntimeId::Bare, 1.0, 100.0),
+                MockRuntime::scripted(RuntimeId::Container, Script::FailFrom(2, Failure::Timeout)),
+                MockRuntime::scripted(
+                    RuntimeId::Crun,
+                    Script::Ok {
+                        start_ms: 8.0,
+                        score: 100.0,
+                        checksum: "cd",
+                    },
+                ),
+                MockRuntime::ok(RuntimeId::Runc, 9.0, 100.0),
+            ],
+            &mut r,
+        );
+        let c = r.case(RuntimeId::Container, "cpu").unwrap();
+        assert_eq!(c.status, Status::Failed);
+        assert_eq!(c.failure.as_ref().unwrap().kind, Failure::Timeout);
+        assert!(c.reason.as_deref().unwrap().starts_with("timeout:"));
+        let crun = r.case(RuntimeId::Crun, "cpu").unwrap();
+        assert_eq!(
+            crun.failure.as_ref().unwrap().kind,
+            Failure::ChecksumMismatch
+        );
+        let runc = r.case(RuntimeId::Runc, "cpu").unwrap();
+        assert_eq!(runc.status, Status::Measured);
+        assert_eq!(runc.samples.len(), 4);
+    }
+
+    #[test]
+    fn precision_adds_rounds_until_the_ratios_are_narrow() {
+        let mut r = results(3);
+        r.config.precision = Some(0.05);
+        r.config.max_time_s = Some(60);
+        run(
+            vec![
+                MockRuntime::ok(RuntimeId::Bare, 1.0, 100.0),
+                MockRuntime::ok(RuntimeId::Container, 4.0, 98.0),
+            ],
+            &mut r,
+        );
+        let c = r.case(RuntimeId::Container, "cpu").unwrap();
+        // Fewer than PRECISION_MIN_N pairs never count as precise: rounds were added.
+        assert!(c.samples.len() >= 5, "{}", c.samples.len());
+        assert!(precise_enough(&r, "cpu", 0.05));
+    }
 }

@@ -12,13 +12,6 @@ use crate::runtime::RuntimeId;
 
 const KIB_PER_MIB: f64 = 1024.0;
 
-/// The peers a row is compared with, best first (the registry's [`RuntimeId::peers`]).
-pub fn peers_of(runtime: &str) -> Vec<&'static str> {
-    RuntimeId::from_name(runtime)
-        .map(|id| id.peers().iter().map(|p| p.name()).collect())
-        .unwrap_or_default()
-}
-
 fn col(samples: &[Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<Summary> {
     let xs: Vec<f64> = samples.iter().filter_map(f).collect();
     Summary::of(&xs)
@@ -113,7 +106,7 @@ pub fn summarise(results: &mut Results) {
             let bare = results
                 .cases
                 .iter()
-                .find(|c| c.runtime == "bare" && c.kernel == k && measured(c));
+                .find(|c| c.runtime == RuntimeId::Bare && c.kernel == k && measured(c));
             (k, bare, bare.map(|b| summarise_own(&b.samples, None)))
         })
         .collect();
@@ -127,7 +120,7 @@ pub fn summarise(results: &mut Results) {
             let mut s = summarise_own(&case.samples, bare_summary);
             s.score_vs_bare = score_ratio(case, bare);
             s.start_vs_peer = None;
-            for peer in peers_of(&case.runtime) {
+            for peer in case.runtime.peers() {
                 let theirs = results
                     .cases
                     .iter()
@@ -139,7 +132,7 @@ pub fn summarise(results: &mut Results) {
                 }
                 let own_start = column(&case.samples, |s| s.start_latency_ms);
                 s.start_vs_peer = ratio_of(&own_start, &their_start);
-                s.peer = s.start_vs_peer.map(|_| (*peer).to_string());
+                s.peer = s.start_vs_peer.map(|_| *peer);
                 break;
             }
             s
@@ -168,7 +161,7 @@ pub const PRECISION_MIN_N: usize = 5;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatioWidth {
     /// Runtime row.
-    pub runtime: String,
+    pub runtime: RuntimeId,
     /// Workload kernel.
     pub kernel: String,
     /// Which ratio.
@@ -189,7 +182,7 @@ pub fn ratio_widths(results: &Results) -> Vec<RatioWidth> {
     let mut out = Vec::new();
     for c in &results.cases {
         let Some(s) = &c.summary else { continue };
-        let score = s.score_vs_bare.filter(|_| c.runtime != "bare");
+        let score = s.score_vs_bare.filter(|_| c.runtime != RuntimeId::Bare);
         for (kind, r) in [
             (RatioKind::ScoreVsBare, score),
             (RatioKind::StartVsPeer, s.start_vs_peer),
@@ -201,7 +194,7 @@ pub fn ratio_widths(results: &Results) -> Vec<RatioWidth> {
                 ratio.relative_half_width()
             };
             out.push(RatioWidth {
-                runtime: c.runtime.clone(),
+                runtime: c.runtime,
                 kernel: c.kernel.clone(),
                 kind,
                 ratio,
@@ -216,8 +209,8 @@ pub fn ratio_widths(results: &Results) -> Vec<RatioWidth> {
 /// (see [`ratio_widths`]): `(runtime, kernel, width)`, in case order. A case
 /// with no ratio is not listed. The `--precision` loop is done when every
 /// width is ≤ the target.
-pub fn widest_ratio_half_width(results: &Results) -> Vec<(String, String, f64)> {
-    let mut out: Vec<(String, String, f64)> = Vec::new();
+pub fn widest_ratio_half_width(results: &Results) -> Vec<(RuntimeId, String, f64)> {
+    let mut out: Vec<(RuntimeId, String, f64)> = Vec::new();
     for w in ratio_widths(results) {
         match out
             .iter_mut()
@@ -250,7 +243,7 @@ mod tests {
 
     fn case(runtime: &str, samples: Vec<Sample>) -> Case {
         Case {
-            runtime: runtime.into(),
+            runtime: RuntimeId::from_name(runtime).unwrap(),
             kernel: "cpu".into(),
             status: Status::Measured,
             reason: None,
@@ -286,7 +279,7 @@ mod tests {
         summarise(&mut r);
         assert_eq!(r.version, FORMAT_VERSION);
         let c = r
-            .case("container", "cpu")
+            .case(RuntimeId::Container, "cpu")
             .unwrap()
             .summary
             .as_ref()
@@ -295,8 +288,13 @@ mod tests {
         assert_eq!(c.cpu_overhead_ms.unwrap().median, 2.0);
         assert_eq!(c.score_vs_bare.unwrap().value, 0.5);
         assert_eq!(c.start_vs_peer.unwrap().value, 0.5);
-        assert_eq!(c.peer.as_deref(), Some("crun"));
-        let b = r.case("bare", "cpu").unwrap().summary.as_ref().unwrap();
+        assert_eq!(c.peer, Some(RuntimeId::Crun));
+        let b = r
+            .case(RuntimeId::Bare, "cpu")
+            .unwrap()
+            .summary
+            .as_ref()
+            .unwrap();
         assert_eq!(b.memory_overhead_mib.unwrap().median, 0.0);
         assert_eq!(c.cgroup_placement, None);
         assert_eq!(c.cgroup_attach_ms, None);
@@ -386,7 +384,12 @@ mod tests {
     fn ratios_pair_runs_of_the_same_round() {
         let mut r = rounds(10, true);
         summarise(&mut r);
-        let c = r.case("container", "cpu").unwrap().summary.clone().unwrap();
+        let c = r
+            .case(RuntimeId::Container, "cpu")
+            .unwrap()
+            .summary
+            .clone()
+            .unwrap();
         let score = c.score_vs_bare.unwrap();
         assert!(score.paired && score.n == 10);
         assert!((score.value - 0.98).abs() < 1e-9);
@@ -394,7 +397,12 @@ mod tests {
         let start = c.start_vs_peer.unwrap();
         assert!(start.paired && (start.value - 0.8).abs() < 1e-9);
         // Bare against itself is exactly 1.
-        let b = r.case("bare", "cpu").unwrap().summary.clone().unwrap();
+        let b = r
+            .case(RuntimeId::Bare, "cpu")
+            .unwrap()
+            .summary
+            .clone()
+            .unwrap();
         let one = b.score_vs_bare.unwrap();
         assert_eq!((one.value, one.ci_low, one.ci_high), (1.0, 1.0, 1.0));
         // Every ratio is within 2 %; bare's own is not listed.
@@ -405,7 +413,7 @@ mod tests {
         assert_eq!(
             widest
                 .iter()
-                .map(|(rt, _, _)| rt.as_str())
+                .map(|(rt, _, _)| rt.name())
                 .collect::<Vec<_>>(),
             ["container", "crun"]
         );
@@ -414,7 +422,12 @@ mod tests {
         // slowdown shows in the intervals.
         let mut r = rounds(10, false);
         summarise(&mut r);
-        let c = r.case("container", "cpu").unwrap().summary.clone().unwrap();
+        let c = r
+            .case(RuntimeId::Container, "cpu")
+            .unwrap()
+            .summary
+            .clone()
+            .unwrap();
         let score = c.score_vs_bare.unwrap();
         assert!(
             !score.paired && score.relative_half_width() > 0.05,
@@ -424,7 +437,12 @@ mod tests {
             .iter()
             .all(|(_, _, w)| *w > 0.05));
         // Bare against itself stays exactly 1 without rounds too.
-        let b = r.case("bare", "cpu").unwrap().summary.clone().unwrap();
+        let b = r
+            .case(RuntimeId::Bare, "cpu")
+            .unwrap()
+            .summary
+            .clone()
+            .unwrap();
         assert_eq!(b.score_vs_bare.unwrap().ci_high, 1.0);
     }
 

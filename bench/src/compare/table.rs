@@ -4,6 +4,7 @@
 use super::export::fmt_opt;
 use super::record::{Case, CaseSummary, Status, PLACEMENT_CLONE_INTO};
 use super::stats::{Ratio, Summary};
+use crate::runtime::{RuntimeId, StartClock};
 
 /// Column titles. Every figure says what it is: a median with its bootstrap
 /// 95 % confidence interval in brackets, the run range in parentheses, a
@@ -150,16 +151,19 @@ pub fn cells(c: &Case) -> Vec<String> {
         note.extend(cgroup_note(s, c.samples.len()));
     }
     let peer = s.and_then(|s| {
-        s.start_vs_peer.map(|_| {
-            format!(
-                "{} vs {}",
-                ratio(s.start_vs_peer),
-                s.peer.as_deref().unwrap_or("")
-            )
-        })
+        let p = s.peer?;
+        s.start_vs_peer?;
+        // Say which clocks the ratio divides when they differ (lab device vs UART line).
+        let (own, theirs) = (c.runtime.start_clock(), p.start_clock());
+        let clocks = if own == theirs || c.start_marker.is_some() {
+            String::new()
+        } else {
+            format!(" ({} vs {})", own.label(), theirs.label())
+        };
+        Some(format!("{} vs {p}{clocks}", ratio(s.start_vs_peer)))
     });
     vec![
-        c.runtime.clone(),
+        c.runtime.name().to_string(),
         c.kernel.clone(),
         med_ci_range(s.and_then(|s| s.start_latency_ms), 2),
         med(s.and_then(|s| s.total_ms), 1),
@@ -185,25 +189,26 @@ pub fn method(r: &super::record::Results) -> String {
     )
 }
 
-/// What "start latency" means for each kind of row (printed under the table).
-pub const START_MEANING: &[(&str, &str)] = &[
-    (
-        "bare, container, runc, crun",
-        "launch (CLOCK_MONOTONIC before spawn) to the workload's own start_monotonic_ns at process entry; containers share the host's clock",
-    ),
-    (
-        "microvm-unikernel, microvm-linux, vm-distro",
-        "launch (CLOCK_MONOTONIC before spawning `vclab-vmm`) to the guest's ready write to the lab device (the VMM's guest_ready_ns put on the harness's clock through its origin_monotonic_ns)",
-    ),
-    (
-        "qemu-microvm, firecracker, cloud-hypervisor",
-        "launch to the moment the unikernel's {\"ready\":true} line on the UART reached stdout",
-    ),
-    (
-        "boot lines",
-        "launch to the Linux kernel's init handoff (\"Run /init as init process\"), as far as a Linux guest gets on kvm_pvm",
-    ),
-];
+/// What "start latency" means for each kind of row (printed under the
+/// table): the rows of each of the registry's clocks, then the boot lines.
+pub fn start_meaning() -> Vec<(String, &'static str)> {
+    StartClock::ALL
+        .iter()
+        .map(|clock| {
+            let rows = if *clock == StartClock::InitHandoff {
+                "boot lines".to_string()
+            } else {
+                RuntimeId::ALL
+                    .iter()
+                    .filter(|r| r.start_clock() == *clock)
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (rows, clock.meaning())
+        })
+        .collect()
+}
 
 /// The cases with figures or a failure: the lines of the main table.
 pub fn shown_cases(r: &super::record::Results) -> Vec<&Case> {
@@ -221,10 +226,10 @@ pub fn skipped_lines(r: &super::record::Results) -> Vec<(String, String, String)
         let reason = c.reason.clone().unwrap_or_default();
         match out
             .iter_mut()
-            .find(|(rt, _, why)| *rt == c.runtime && *why == reason)
+            .find(|(rt, _, why)| *rt == c.runtime.name() && *why == reason)
         {
             Some((_, kernels, _)) => kernels.push(c.kernel.clone()),
-            None => out.push((c.runtime.clone(), vec![c.kernel.clone()], reason)),
+            None => out.push((c.runtime.name().to_string(), vec![c.kernel.clone()], reason)),
         }
     }
     out.into_iter()
@@ -282,7 +287,7 @@ mod tests {
     #[test]
     fn the_note_cell_carries_the_cgroup_attach() {
         let c = Case {
-            runtime: "container".into(),
+            runtime: crate::runtime::RuntimeId::Container,
             kernel: "cpu".into(),
             status: Status::Measured,
             reason: None,

@@ -8,7 +8,7 @@ use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
 use super::host::{interpret_process, workload_args};
-use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::Observed;
 
@@ -22,10 +22,6 @@ impl Runtime for VclabContainer {
 
     fn unavailable(&self, env: &Env) -> Option<String> {
         first_reason(&[need(env.artifact("rootfs"))])
-    }
-
-    fn start_clock(&self, _env: &Env) -> StartClock {
-        StartClock::WorkloadEntry
     }
 
     fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {

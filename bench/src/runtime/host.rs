@@ -7,7 +7,7 @@ use vclab_contract::FailureReport;
 
 use super::env::{first_reason, need};
 use super::interpret::{base_sample, entry_latency_ms, expect_exit, need_start, result_line};
-use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::Observed;
 
@@ -49,10 +49,6 @@ impl Runtime for Bare {
 
     fn unavailable(&self, env: &Env) -> Option<String> {
         first_reason(&[need(env.workload())])
-    }
-
-    fn start_clock(&self, _env: &Env) -> StartClock {
-        StartClock::WorkloadEntry
     }
 
     fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {

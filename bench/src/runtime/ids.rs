@@ -120,6 +120,25 @@ impl RuntimeId {
         }
     }
 
+    /// What the row's start latency is timed to when it runs the workload
+    /// (a Linux row that can only boot here is timed to its init handoff).
+    pub const fn start_clock(self) -> super::StartClock {
+        use super::StartClock;
+        match self {
+            RuntimeId::Bare | RuntimeId::Container | RuntimeId::Runc | RuntimeId::Crun => {
+                StartClock::WorkloadEntry
+            }
+            RuntimeId::MicrovmUnikernel | RuntimeId::MicrovmLinux | RuntimeId::VmDistro => {
+                StartClock::LabDevice
+            }
+            RuntimeId::MicrovmUnikernelUart
+            | RuntimeId::QemuMicrovm
+            | RuntimeId::Firecracker
+            | RuntimeId::CloudHypervisor => StartClock::ConsoleReadyLine,
+            RuntimeId::QemuMicrovmLinux => StartClock::InitHandoff,
+        }
+    }
+
     /// Whether the row is a Linux guest (one boot per run, minutes on kvm_pvm).
     pub const fn linux_guest(self) -> bool {
         matches!(

@@ -10,6 +10,8 @@ pub mod env;
 mod host;
 pub mod ids;
 mod interpret;
+#[cfg(test)]
+pub mod mock;
 mod oci_peer;
 mod peer_vmm;
 mod vm;
@@ -54,13 +56,31 @@ pub enum StartClock {
 }
 
 impl StartClock {
-    /// A short label for reports.
+    /// Every clock, in the order the reports explain them.
+    pub const ALL: [StartClock; 4] = [
+        StartClock::WorkloadEntry,
+        StartClock::LabDevice,
+        StartClock::ConsoleReadyLine,
+        StartClock::InitHandoff,
+    ];
+
+    /// A short label for table cells.
     pub const fn label(self) -> &'static str {
         match self {
-            StartClock::WorkloadEntry => "workload process entry",
-            StartClock::LabDevice => "guest ready on the lab device",
-            StartClock::ConsoleReadyLine => "ready line read from stdout (UART)",
-            StartClock::InitHandoff => "Linux init handoff",
+            StartClock::WorkloadEntry => "process entry",
+            StartClock::LabDevice => "lab device",
+            StartClock::ConsoleReadyLine => "UART line",
+            StartClock::InitHandoff => "init handoff",
+        }
+    }
+
+    /// What the start latency is, in full, for the reports.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            StartClock::WorkloadEntry => "launch (CLOCK_MONOTONIC before spawn) to the workload's own start_monotonic_ns at process entry; containers share the host's clock",
+            StartClock::LabDevice => "launch (CLOCK_MONOTONIC before spawning `vclab-vmm`) to the guest's ready write to the lab device (one VM exit; the VMM's guest_ready_ns put on the harness's clock through its origin_monotonic_ns)",
+            StartClock::ConsoleReadyLine => "launch to the moment the unikernel's {\"ready\":true} line, written byte by byte to the UART (one VM exit per byte), reached the harness through the VMM's stdout",
+            StartClock::InitHandoff => "launch to the Linux kernel's init handoff (\"Run /init as init process\"), as far as a Linux guest gets on kvm_pvm",
         }
     }
 }
@@ -121,9 +141,6 @@ pub trait Runtime: Send + Sync {
     fn boot_only(&self, _env: &Env) -> bool {
         false
     }
-
-    /// What its start latency is timed to.
-    fn start_clock(&self, env: &Env) -> StartClock;
 
     /// Prepares one instance of `workload` (`seq` makes names unique).
     fn launch(&self, env: &Env, workload: &Workload, seq: u64) -> Result<Launch, FailureReport>;

@@ -8,7 +8,7 @@ use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
 use super::host::{interpret_process, workload_args};
-use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::oci::{Bundle, OciRuntime};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::Observed;
@@ -44,10 +44,6 @@ impl Runtime for OciPeer {
 
     fn unavailable(&self, env: &Env) -> Option<String> {
         first_reason(&[need(env.peer(self.id.name())), need(env.artifact("rootfs"))])
-    }
-
-    fn start_clock(&self, _env: &Env) -> StartClock {
-        StartClock::WorkloadEntry
     }
 
     fn launch(&self, env: &Env, workload: &Workload, seq: u64) -> Result<Launch, FailureReport> {

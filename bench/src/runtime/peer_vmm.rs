@@ -16,7 +16,7 @@ use vclab_contract::{Failure, FailureReport};
 use super::env::{first_reason, need};
 use super::interpret::{base_sample, expect_exit, need_start, result_line};
 use super::vm::{interpret_boot, linux_skip, LINUX_TIMEOUT};
-use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload, PEER_GUEST_MIB};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload, PEER_GUEST_MIB};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::{Observed, Policy};
 
@@ -156,14 +156,6 @@ impl Runtime for PeerVmm {
     fn boot_only(&self, _env: &Env) -> bool {
         // QEMU has no lab control device to time a Linux guest's workload by.
         self.peer == Peer::QemuLinux
-    }
-
-    fn start_clock(&self, _env: &Env) -> StartClock {
-        if self.peer == Peer::QemuLinux {
-            StartClock::InitHandoff
-        } else {
-            StartClock::ConsoleReadyLine
-        }
     }
 
     fn launch(&self, env: &Env, workload: &Workload, seq: u64) -> Result<Launch, FailureReport> {

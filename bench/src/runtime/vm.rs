@@ -12,7 +12,7 @@ use vclab_vmm::VmReport;
 use super::env::{first_reason, need};
 use super::interpret::{base_sample, expect_exit, need_start, result_line, vm_failure};
 use super::peer_vmm::guest_cmdline;
-use super::{fail, Env, Launch, Runtime, RuntimeId, StartClock, Workload};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::compare::vm_report;
 use crate::spawn::Observed;
@@ -144,14 +144,6 @@ impl Runtime for VclabVm {
 
     fn boot_only(&self, env: &Env) -> bool {
         !matches!(self.guest, Guest::Unikernel { .. }) && !env.linux_userspace()
-    }
-
-    fn start_clock(&self, env: &Env) -> StartClock {
-        match self.guest {
-            Guest::Unikernel { lab: false } => StartClock::ConsoleReadyLine,
-            _ if self.boot_only(env) => StartClock::InitHandoff,
-            _ => StartClock::LabDevice,
-        }
     }
 
     fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {

@@ -108,7 +108,7 @@ impl Exporter for CsvExporter {
             };
             let score = s.and_then(|s| s.score_ops_per_s);
             let mut fields = vec![
-                c.runtime.clone(),
+                c.runtime.name().to_string(),
                 c.kernel.clone(),
                 status.to_string(),
                 c.samples.len().to_string(),
@@ -134,7 +134,9 @@ impl Exporter for CsvExporter {
             ]);
             fields.extend(ratio_fields(s.and_then(|s| s.start_vs_peer)));
             fields.extend([
-                s.and_then(|s| s.peer.clone()).unwrap_or_default(),
+                s.and_then(|s| s.peer)
+                    .map(|p| p.name().to_string())
+                    .unwrap_or_default(),
                 s.map(|s| {
                     s.outlier_runs
                         .iter()

@@ -7,6 +7,7 @@
 use crate::compare::record::{Case, Results, Status};
 use crate::compare::stats::Summary;
 use crate::compare::table;
+use crate::runtime::RuntimeId;
 
 use super::markdown::{capitalise, md_table};
 
@@ -87,10 +88,10 @@ pub fn row_headers(runs: &[HostRun]) -> Vec<String> {
 
 /// The runtime × kernel pairs of all hosts, in first-seen order, leaving out
 /// those skipped on every host.
-fn row_keys(runs: &[HostRun]) -> Vec<(String, String)> {
-    let mut keys: Vec<(String, String)> = Vec::new();
+fn row_keys(runs: &[HostRun]) -> Vec<(RuntimeId, String)> {
+    let mut keys: Vec<(RuntimeId, String)> = Vec::new();
     for c in runs.iter().flat_map(|r| &r.results.cases) {
-        let key = (c.runtime.clone(), c.kernel.clone());
+        let key = (c.runtime, c.kernel.clone());
         if c.status != Status::Skipped && !keys.contains(&key) {
             keys.push(key);
         }
@@ -134,9 +135,9 @@ pub fn row_cells(runs: &[HostRun]) -> Vec<Vec<String>> {
     row_keys(runs)
         .into_iter()
         .map(|(rt, k)| {
-            let mut line = vec![rt.clone(), k.clone()];
+            let mut line = vec![rt.name().to_string(), k.clone()];
             for run in runs {
-                line.extend(host_cells(run.results.case(&rt, &k)));
+                line.extend(host_cells(run.results.case(rt, &k)));
             }
             line
         })
@@ -222,7 +223,7 @@ pub fn csv(runs: &[HostRun]) -> String {
                 h.cores.to_string(),
                 h.kvm_name(),
                 fmt_opt(h.noise.as_ref().and_then(|n| n.steal_pct), 2),
-                c.runtime.clone(),
+                c.runtime.name().to_string(),
                 c.kernel.clone(),
                 status.to_string(),
                 c.samples.len().to_string(),

@@ -69,7 +69,7 @@ impl Exporter for MarkdownExporter {
             }
         }
         out += "\nStart latency means:\n\n";
-        for (rows, meaning) in table::START_MEANING {
+        for (rows, meaning) in table::start_meaning() {
             out += &format!("- {rows}: {meaning}.\n");
         }
         out += "\n## The course's table, measured\n\n";
