@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{Ratio, Summary};
 use crate::host::HostRecord;
 use crate::runtime::RuntimeId;
+use vclab_contract::container::Placement;
 
 /// Format version of `results.json`.
 ///
@@ -121,10 +122,6 @@ pub struct Case {
     pub failure: Option<vclab_contract::FailureReport>,
 }
 
-/// `cgroup_placement`: born in the cgroup (cgroup v2 `clone3` with `CLONE_INTO_CGROUP`).
-pub const PLACEMENT_CLONE_INTO: &str = "clone-into";
-/// `cgroup_placement`: cloned, then moved by writing its pid to `cgroup.procs`.
-pub const PLACEMENT_MIGRATED: &str = "migrated";
 /// `cgroup_placement` of a case whose runs reported different placements.
 pub const PLACEMENT_MIXED: &str = "mixed";
 
@@ -164,7 +161,7 @@ pub struct Sample {
     /// `migrated` or `none`; its report's `cgroup_placement`). Absent for
     /// other rows and for launchers that did not report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup_placement: Option<String>,
+    pub cgroup_placement: Option<Placement>,
     /// Time the vclab launcher spent moving the container into its cgroup
     /// (writing `cgroup.procs`; its report's `cgroup_attach_ns`), milliseconds;
     /// 0 when it was born there.

@@ -4,11 +4,10 @@
 //! round). Pure: it reads and writes only the [`Results`] record.
 
 use super::outliers::outlier_indices;
-use super::record::{
-    Case, CaseSummary, Results, Sample, Status, FORMAT_VERSION, PLACEMENT_MIGRATED, PLACEMENT_MIXED,
-};
+use super::record::{Case, CaseSummary, Results, Sample, Status, FORMAT_VERSION, PLACEMENT_MIXED};
 use super::stats::{paired_ratio, ratio_of, Ratio, Summary};
 use crate::runtime::RuntimeId;
+use vclab_contract::container::Placement;
 
 const KIB_PER_MIB: f64 = 1024.0;
 
@@ -23,7 +22,7 @@ fn cpu_ms(s: &Sample) -> f64 {
 
 /// The placement every run that reported one reported, else `mixed`.
 fn placement(samples: &[Sample]) -> Option<String> {
-    let mut seen = samples.iter().filter_map(|s| s.cgroup_placement.as_deref());
+    let mut seen = samples.iter().filter_map(|s| s.cgroup_placement);
     let first = seen.next()?;
     Some(if seen.all(|p| p == first) {
         first.to_string()
@@ -34,8 +33,8 @@ fn placement(samples: &[Sample]) -> Option<String> {
 
 /// The cgroup migration time of a run that migrated (or did not say how it was placed).
 fn attach_ms(s: &Sample) -> Option<f64> {
-    match s.cgroup_placement.as_deref() {
-        None | Some(PLACEMENT_MIGRATED) => s.cgroup_attach_ms,
+    match s.cgroup_placement {
+        None | Some(Placement::Migrated) => s.cgroup_attach_ms,
         Some(_) => None,
     }
 }
@@ -302,7 +301,7 @@ mod tests {
 
     fn placed(placement: Option<&str>, attach_ms: Option<f64>) -> Sample {
         Sample {
-            cgroup_placement: placement.map(str::to_string),
+            cgroup_placement: placement.map(|p| p.parse().unwrap()),
             cgroup_attach_ms: attach_ms,
             ..sample(4.0, 3072, 12.0, 50.0)
         }

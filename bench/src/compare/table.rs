@@ -2,9 +2,10 @@
 //! renderers all draw it from here, so they always agree.
 
 use super::export::fmt_opt;
-use super::record::{Case, CaseSummary, Status, PLACEMENT_CLONE_INTO};
+use super::record::{Case, CaseSummary, Status};
 use super::stats::{Ratio, Summary};
 use crate::runtime::{RuntimeId, StartClock};
+use vclab_contract::container::Placement;
 
 /// Column titles. Every figure says what it is: a median with its bootstrap
 /// 95 % confidence interval in brackets, the run range in parentheses, a
@@ -124,7 +125,7 @@ pub fn cgroup_note(s: &CaseSummary, runs: usize) -> Option<String> {
             a.median, a.min, a.max
         ));
     }
-    (s.cgroup_placement.as_deref() == Some(PLACEMENT_CLONE_INTO)).then(|| {
+    (s.cgroup_placement.as_deref() == Some(Placement::CloneInto.as_str())).then(|| {
         "born in its cgroup (clone3 CLONE_INTO_CGROUP): no cgroup migration in the start".into()
     })
 }
@@ -180,12 +181,47 @@ pub fn cells(c: &Case) -> Vec<String> {
 
 /// The method line of the reports: runs, interleaving and what the intervals are.
 pub fn method(r: &super::record::Results) -> String {
-    format!(
+    let mut m = format!(
         "{} warm-up + {} measured runs per case, runtimes interleaved (one run of each row per round); \
          medians with a percentile-bootstrap 95 % CI [in brackets], min–max in parentheses; ratios with \
          a 95 % CI, paired per round where the runs say their round; outliers flagged by MAD \
          (|modified z| > 3.5)",
         r.config.warmup, r.config.runs
+    );
+    if r.config.pinned {
+        m += "; the harness and every instance pinned to separate CPUs";
+    }
+    if let Some(p) = r.config.precision {
+        m += &format!("; {}", precision_verdict(r, p));
+    }
+    m
+}
+
+/// Which cases reached `--precision` (every ratio's 95 % CI half-width within it) and which did not.
+pub fn precision_verdict(r: &super::record::Results, target: f64) -> String {
+    let (mut ok, mut not) = (Vec::new(), Vec::new());
+    for (rt, k, w) in super::summarise::widest_ratio_half_width(r) {
+        if w <= target {
+            ok.push(format!("{rt} {k}"));
+        } else if w.is_finite() {
+            not.push(format!("{rt} {k} (±{:.1} %)", w * 100.0));
+        } else {
+            not.push(format!("{rt} {k} (too few pairs)"));
+        }
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "--precision ±{:.1} % (up to {} s): reached by {}; not reached by {}",
+        target * 100.0,
+        r.config.max_time_s.unwrap_or(0),
+        list(&ok),
+        list(&not)
     )
 }
 

@@ -48,7 +48,7 @@ impl Runtime for VclabContainer {
             .last_line()
             .and_then(|l| serde_json::from_str::<RunReport>(l).ok())
         {
-            s.cgroup_placement = Some(r.cgroup_placement.as_str().to_string());
+            s.cgroup_placement = Some(r.cgroup_placement);
             s.cgroup_attach_ms = Some(r.cgroup_attach_ns as f64 / 1e6);
         }
         Ok(s)
@@ -59,6 +59,7 @@ impl Runtime for VclabContainer {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use vclab_contract::container::Placement;
 
     const WORKLOAD: &str = "{\"kernel\":\"cpu\",\"size\":4096,\"iterations\":2,\"seed\":1,\"checksum\":\"ab12\",\"ops\":8192,\"elapsed_ns\":1000000,\"start_monotonic_ns\":5000000}";
 
@@ -91,14 +92,14 @@ mod tests {
     fn the_launchers_cgroup_attach_is_kept() {
         let s = container_run(&VclabContainer, REPORT).unwrap();
         assert_eq!(s.start_latency_ms, Some(4.0));
-        assert_eq!(s.cgroup_placement.as_deref(), Some("migrated"));
+        assert_eq!(s.cgroup_placement, Some(Placement::Migrated));
         assert_eq!(s.cgroup_attach_ms, Some(12.345678));
 
         let born = REPORT
             .replace("\"migrated\"", "\"clone-into\"")
             .replace("12345678", "0");
         let s = container_run(&VclabContainer, &born).unwrap();
-        assert_eq!(s.cgroup_placement.as_deref(), Some("clone-into"));
+        assert_eq!(s.cgroup_placement, Some(Placement::CloneInto));
         assert_eq!(s.cgroup_attach_ms, Some(0.0));
     }
 

@@ -213,6 +213,15 @@ fn pre_exec_hook(
         if nix::unistd::getppid() != parent {
             return Err(std::io::Error::other("the harness exited during the spawn"));
         }
+        // An ignored disposition survives exec: a harness started in the
+        // background by a non-interactive shell has SIGINT and SIGQUIT
+        // ignored, and its instances must still stop on them.
+        for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+            // SAFETY: between fork and exec, single-threaded; setting a
+            // default disposition installs no handler.
+            unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) }
+                .map_err(std::io::Error::from)?;
+        }
         if let Some(cpu) = cpu {
             let mut set = nix::sched::CpuSet::new();
             set.set(cpu).map_err(std::io::Error::from)?;
@@ -318,8 +327,9 @@ impl Spawned {
             .stderr(Stdio::piped());
         let hook = pre_exec_hook(nix::unistd::getpid(), spec.private_mount_ns, spec.cpu);
         // SAFETY: the hook runs in the forked child before exec and only makes
-        // system calls (prctl, getppid, sched_setaffinity, unshare, mount,
-        // umount2) with arguments on its stack; it takes no lock and does not allocate.
+        // system calls (prctl, getppid, rt_sigaction, sched_setaffinity,
+        // unshare, mount, umount2) with arguments on its stack; it takes no
+        // lock and does not allocate.
         unsafe {
             cmd.pre_exec(hook);
         }
@@ -857,6 +867,24 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(status, Some(128 + libc::SIGKILL));
+    }
+
+    #[test]
+    fn an_ignored_sigint_is_not_passed_on() {
+        // The harness ignores SIGINT (as when a non-interactive shell starts it
+        // in the background); the instance must still stop on it.
+        // SAFETY: setting SIG_IGN installs no handler; the test restores the default after.
+        unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn) }
+            .unwrap();
+        let s = Spawned::spawn(&spec(&["sleep", "30"]));
+        // SAFETY: as above, back to the default disposition.
+        unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl) }
+            .unwrap();
+        let o = s
+            .unwrap()
+            .stop(Signal::SIGINT, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(o.exit_code, 128 + libc::SIGINT);
     }
 
     #[test]
