@@ -234,7 +234,7 @@ workload_key() {
     fi
     {
         (cd "$REPO" && rustc -vV 2>/dev/null) || die "rustc is not on PATH (install Rust with rustup)"
-        sources_of "$REPO/workload"
+        sources_of "$REPO/workload" "$REPO/contract"
     } | key_of "build_workload" "$REPO/Cargo.toml" "$REPO/Cargo.lock"
 }
 
@@ -353,7 +353,7 @@ unikernel_key() {
     {
         (cd "$UNIKERNEL_DIR" && rustc -vV 2>/dev/null) ||
             die "rustc is not on PATH (install Rust with rustup)"
-        sources_of "$UNIKERNEL_DIR" "$REPO/workload"
+        sources_of "$UNIKERNEL_DIR" "$REPO/workload" "$REPO/contract"
     } | key_of "build_unikernel"
 }
 

@@ -160,3 +160,58 @@ fn quick_compare_end_to_end() {
         assert!(stderr.contains(row.name()), "terminal table lacks {row}");
     }
 }
+
+/// `--precision` keeps adding interleaved rounds until the ratios' CIs are
+/// narrow enough (never fewer than 5 pairs) and says which rows got there;
+/// `--pin` is recorded.
+#[test]
+fn precision_adds_rounds_and_says_which_rows_reached_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vclab"))
+        .args([
+            "compare",
+            "--quick",
+            "--only",
+            "bare,container",
+            "--runs",
+            "2",
+            "--precision",
+            "40%",
+            "--max-time",
+            "60",
+            "--pin",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run vclab compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["config"]["precision"].as_f64(), Some(0.4));
+    assert_eq!(results["config"]["pinned"], true);
+    for c in results["cases"].as_array().unwrap() {
+        if c["runtime"] == "container" {
+            let n = c["samples"].as_array().unwrap().len();
+            assert!(n >= 5, "{} {}: {n} samples", c["runtime"], c["kernel"]);
+        }
+    }
+    assert!(stderr.contains("precision 40.0 %"), "{stderr}");
+    let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(md.contains("--precision ±40.0 %"), "{md}");
+}
+
+#[test]
+fn bad_precision_is_refused_with_one_line() {
+    for bad in ["0%", "150%", "abc"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vclab"))
+            .args(["compare", "--precision", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("percentage"), "{bad}: {err}");
+    }
+}
