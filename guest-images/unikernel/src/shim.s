@@ -30,12 +30,13 @@
                                                        #GP decoder reads user memory) */
     .set MSR_EFER, 0xc0000080
     .set EFER_LME, 1 << 8
-    .set PORT_STATUS, 0x3f1           /* lab control device: exit status */
-    .set PORT_DEBUG_EXIT, 0x501       /* QEMU isa-debug-exit */
-    .set PORT_CH_ACPI, 0x600          /* Cloud Hypervisor ACPI shutdown (devices/src/acpi.rs) */
-    .set ACPI_S5, (5 << 2) | (1 << 5) /* S5 sleep value: CH powers off (1 would reboot) */
-    .set PORT_I8042, 0x64             /* 0xfe = pulse reset (Firecracker ends the VM) */
-    .set PORT_UART, 0x3f8
+    .set PORT_STATUS, {exit_port}     /* lab control device: exit status */
+    .set PORT_DEBUG_EXIT, {debug_exit_port} /* QEMU isa-debug-exit */
+    .set PORT_CH_ACPI, {ch_acpi_port} /* Cloud Hypervisor ACPI shutdown (devices/src/acpi.rs) */
+    .set ACPI_S5, {ch_acpi_s5}        /* S5 sleep value: CH powers off (1 would reboot) */
+    .set PORT_I8042, {i8042_port}     /* i8042 command port (Firecracker ends the VM on a reset) */
+    .set I8042_RESET, {i8042_reset}   /* pulse the reset line */
+    .set PORT_UART, {com1}
     .set STATUS_EXCEPTION, 0x80       /* exit status = 0x80 | vector */
 
     .section .shim, "awx"
@@ -284,7 +285,7 @@ shim_exit:
     mov $PORT_CH_ACPI, %dx
     mov $ACPI_S5, %al
     out %al, %dx
-    mov $0xfe, %al
+    mov $I8042_RESET, %al
     out %al, $PORT_I8042
 1:  cli
     hlt
