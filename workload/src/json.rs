@@ -8,8 +8,8 @@ use crate::params::Params;
 /// The ready line, without a newline (defined in `vclab-contract`).
 pub use vclab_contract::READY_LINE;
 
-/// Bytes that always hold a result line (the longest possible one is 291 bytes).
-pub const MAX_LINE_LEN: usize = 320;
+/// Bytes that always hold a result line (the longest possible one is 321 bytes).
+pub const MAX_LINE_LEN: usize = 352;
 
 /// Everything the result line reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,11 +24,14 @@ pub struct Report {
     pub elapsed_ns: u64,
     /// CLOCK_MONOTONIC at process entry; 0 in the unikernel, which has no host clock.
     pub start_monotonic_ns: u64,
+    /// CPU time of the kernel in nanoseconds (CLOCK_THREAD_CPUTIME_ID); 0 in the unikernel,
+    /// which has no CPU-time clock.
+    pub cpu_ns: u64,
 }
 
 impl Report {
     /// Writes the result line (no newline) into `out` and returns its length:
-    /// `{"kernel":"cpu","size":N,"iterations":N,"seed":N,"checksum":"<hex>","ops":N,"elapsed_ns":N,"start_monotonic_ns":N}`.
+    /// `{"kernel":"cpu","size":N,"iterations":N,"seed":N,"checksum":"<hex>","ops":N,"elapsed_ns":N,"start_monotonic_ns":N,"cpu_ns":N}`.
     pub fn write_json(&self, out: &mut [u8]) -> Result<usize, JsonError> {
         let mut w = Cursor { out, len: 0 };
         w.text("{\"kernel\":\"")?;
@@ -47,6 +50,8 @@ impl Report {
         w.number(self.elapsed_ns)?;
         w.text(",\"start_monotonic_ns\":")?;
         w.number(self.start_monotonic_ns)?;
+        w.text(",\"cpu_ns\":")?;
+        w.number(self.cpu_ns)?;
         w.text("}")?;
         Ok(w.len)
     }
@@ -141,6 +146,7 @@ mod tests {
             ops: u64::MAX,
             elapsed_ns: 123456789,
             start_monotonic_ns: 10,
+            cpu_ns: 120000000,
         }
     }
 
@@ -151,7 +157,8 @@ mod tests {
         let expected = concat!(
             "{\"kernel\":\"mem-bw\",\"size\":16777216,\"iterations\":16,\"seed\":0,",
             "\"checksum\":\"de00000000000000000000000000000000000000000000000000000000000001\",",
-            "\"ops\":18446744073709551615,\"elapsed_ns\":123456789,\"start_monotonic_ns\":10}"
+            "\"ops\":18446744073709551615,\"elapsed_ns\":123456789,\"start_monotonic_ns\":10,",
+            "\"cpu_ns\":120000000}"
         );
         assert_eq!(core::str::from_utf8(&out[..n]).unwrap(), expected);
     }
@@ -165,9 +172,10 @@ mod tests {
         r.params.seed = u64::MAX;
         r.elapsed_ns = u64::MAX;
         r.start_monotonic_ns = u64::MAX;
+        r.cpu_ns = u64::MAX;
         let mut out = [0u8; MAX_LINE_LEN];
         let n = r.write_json(&mut out).unwrap();
-        assert_eq!(n, 291);
+        assert_eq!(n, 321);
     }
 
     #[test]

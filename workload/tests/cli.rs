@@ -70,7 +70,8 @@ fn run_prints_one_json_line_with_the_fields_in_order() {
             "checksum",
             "ops",
             "elapsed_ns",
-            "start_monotonic_ns"
+            "start_monotonic_ns",
+            "cpu_ns"
         ]
     );
     assert_eq!(field(&line, "kernel"), "mem-lat");
@@ -85,6 +86,13 @@ fn run_prints_one_json_line_with_the_fields_in_order() {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert!(field(&line, "elapsed_ns").parse::<u64>().unwrap() > 0);
     assert!(field(&line, "start_monotonic_ns").parse::<u64>().unwrap() > 0);
+    // CPU time of the kernel: something, and never more than its wall time by much.
+    let cpu = field(&line, "cpu_ns").parse::<u64>().unwrap();
+    let wall = field(&line, "elapsed_ns").parse::<u64>().unwrap();
+    assert!(
+        cpu > 0 && cpu <= wall + 1_000_000,
+        "cpu {cpu} ns, wall {wall} ns"
+    );
 }
 
 #[test]

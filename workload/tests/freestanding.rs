@@ -36,7 +36,7 @@ fn freestanding_build_matches_the_std_results_and_cannot_panic() {
         let outcome = run(&params, &mut scratch).unwrap();
         let want = format!(
             "{{\"kernel\":\"{kernel}\",\"size\":{size},\"iterations\":{iterations},\"seed\":5,\
-             \"checksum\":\"{}\",\"ops\":{},\"elapsed_ns\":0,\"start_monotonic_ns\":0}}",
+             \"checksum\":\"{}\",\"ops\":{},\"elapsed_ns\":0,\"start_monotonic_ns\":0,\"cpu_ns\":0}}",
             outcome.checksum, outcome.ops
         );
         assert_eq!(*line, want);

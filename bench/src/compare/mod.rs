@@ -73,6 +73,10 @@ pub struct Args {
     /// Pin the harness to one CPU and every instance to another (sched_setaffinity).
     #[arg(long)]
     pub pin: bool,
+    /// Run each workload kernel this many times longer (its default iterations × N): longer runs
+    /// average out short disturbances of the host.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub scale: u64,
 }
 
 /// `2%`, `2` or `0.5%` → 0.02, 0.02, 0.005.
@@ -92,12 +96,17 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 /// The workloads every runtime runs: each kernel with its default parameters.
 pub fn default_workloads() -> Vec<record::WorkloadSpec> {
+    scaled_workloads(1)
+}
+
+/// Each kernel with its default size and seed and `scale` × its default iterations.
+pub fn scaled_workloads(scale: u64) -> Vec<record::WorkloadSpec> {
     vclab_workload::Kernel::ALL
         .iter()
         .map(|k| record::WorkloadSpec {
             kernel: k.name().to_string(),
             size: k.default_size(),
-            iterations: k.default_iterations(),
+            iterations: k.default_iterations().saturating_mul(scale.max(1)),
             seed: vclab_workload::params::DEFAULT_SEED,
         })
         .collect()
@@ -212,7 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             warmup: args.warmup.unwrap_or(1),
             runs: args.runs.unwrap_or(if args.quick { 3 } else { 15 }).max(1),
             linux,
-            workloads: default_workloads(),
+            workloads: scaled_workloads(args.scale),
             precision: args.precision,
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),

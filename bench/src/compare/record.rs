@@ -142,6 +142,10 @@ pub struct Sample {
     pub score_ops_per_s: Option<f64>,
     /// The workload's checksum (hex).
     pub checksum: Option<String>,
+    /// The workload's own CPU time for its kernel (CLOCK_THREAD_CPUTIME_ID),
+    /// milliseconds; absent where the guest has no CPU-time clock (the unikernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_cpu_ms: Option<f64>,
     /// Peak resident set of the runtime's process tree, KiB.
     pub peak_rss_kib: Option<u64>,
     /// Peak proportional set size of the process tree, KiB.

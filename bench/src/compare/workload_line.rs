@@ -24,6 +24,9 @@ pub struct WorkloadLine {
     pub elapsed_ns: u64,
     /// CLOCK_MONOTONIC at process entry (0 in the unikernel).
     pub start_monotonic_ns: u64,
+    /// CPU time of the kernel, ns (0 in the unikernel; absent from older workloads).
+    #[serde(default)]
+    pub cpu_ns: u64,
 }
 
 impl WorkloadLine {

@@ -49,6 +49,7 @@ pub fn result_line(
         .map_err(|e| fail(Failure::NoResultLine, e))?;
     s.checksum = Some(line.checksum.clone());
     s.score_ops_per_s = line.score();
+    s.workload_cpu_ms = (line.cpu_ns > 0).then(|| line.cpu_ns as f64 / 1e6);
     Ok(line)
 }
 

@@ -51,15 +51,17 @@ fn run(params: &Params, start_monotonic_ns: u64) -> Result<(), String> {
     // Non-zero fill: every page is faulted in before the clock starts (a zeroed allocation would
     // stay unmapped), so elapsed_ns times the kernel, as in the unikernel whose RAM is pre-mapped.
     let mut scratch = vec![0xa5u8; len];
-    let t0 = clock::monotonic_ns();
+    let (t0, c0) = (clock::monotonic_ns(), clock::thread_cpu_ns());
     let outcome = vclab_workload::run(params, &mut scratch).map_err(|e| e.to_string())?;
     let elapsed_ns = clock::monotonic_ns().saturating_sub(t0);
+    let cpu_ns = clock::thread_cpu_ns().saturating_sub(c0);
     let report = Report {
         params: *params,
         checksum: outcome.checksum,
         ops: outcome.ops,
         elapsed_ns,
         start_monotonic_ns,
+        cpu_ns,
     };
     let mut line = [0u8; MAX_LINE_LEN + 1];
     let n = report.write_json(&mut line).map_err(|e| e.to_string())?;
