@@ -4,6 +4,7 @@
 //! reports ([`compare`]).
 
 pub mod compare;
+pub mod density;
 pub mod host;
 pub mod runtime;
 pub mod spawn;

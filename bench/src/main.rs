@@ -7,7 +7,7 @@ mod host_cmd;
 mod report_cmd;
 mod vm_cmd;
 
-use vclab_bench::{compare, spawn};
+use vclab_bench::{compare, density, spawn};
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +32,9 @@ enum Command {
     Container(container_cmd::ContainerCommand),
     /// Run the side-by-side comparison and write its report.
     Compare(compare::Args),
+    /// How many idle VMs, containers and processes fit on this host, what one more costs,
+    /// how fast they launch, and the course's projection from it.
+    Density(density::Args),
     /// Rebuild the report of a saved results directory, or compare several (e.g. one per
     /// host) in one report, without measuring.
     Report(report_cmd::Args),
@@ -50,6 +53,7 @@ fn run(cli: Cli, origin: std::time::Instant) -> anyhow::Result<i32> {
         Command::Vm(cmd) => vm_cmd::run(cmd, origin),
         Command::Container(cmd) => container_cmd::run(cmd),
         Command::Compare(args) => compare::run(args),
+        Command::Density(args) => density::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Guard { dir } => Ok(spawn::guard::guard_main(&dir)),
     }

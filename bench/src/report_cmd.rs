@@ -8,6 +8,7 @@ use anyhow::Context;
 use vclab_bench::compare::export::hosts::{self, HostRun};
 use vclab_bench::compare::record::Results;
 use vclab_bench::compare::{render, summarise};
+use vclab_bench::density::{self, record::DensityRecord};
 
 /// Arguments of `vclab report`.
 #[derive(clap::Args, Debug)]
@@ -16,10 +17,13 @@ use vclab_bench::compare::{render, summarise};
     rewritten in place from its results.json (a version-1 file is read and written back as \
     version 2). With several, nothing in them is changed: one comparison (hosts.md, hosts.csv, \
     report.html) of the same runtime × kernel rows on each host, with each host's record and noise, \
-    is written to --out, by default a directory hosts-<DIR1>-vs-<DIR2>… next to the first DIR."
+    is written to --out, by default a directory hosts-<DIR1>-vs-<DIR2>… next to the first DIR. \
+    A `vclab density` directory (holding density.json) has its CSVs, plots and report.html \
+    rewritten from density.json."
 )]
 pub struct Args {
-    /// Results directories written by `vclab compare` (one, or several to compare).
+    /// Results directories written by `vclab compare` (one, or several to compare), or one
+    /// written by `vclab density` (its density.json is rendered again).
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Where the comparison of several directories is written (created if missing;
@@ -45,6 +49,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let [dir] = args.dirs.as_slice() else {
         return compare_dirs(&args.dirs, args.out.as_deref());
     };
+    if DensityRecord::is_density_dir(dir) {
+        if args.out.is_some() {
+            anyhow::bail!("--out is for comparing results directories; a density directory is re-rendered in place");
+        }
+        density::rerender(dir)?;
+        println!("{}", dir.join("report.html").display());
+        return Ok(0);
+    }
     if args.out.is_some() {
         anyhow::bail!(
             "--out is for comparing two or more results directories; one directory is re-rendered in place"

@@ -556,6 +556,83 @@ fn stale_state_swept(c: &Ctx) -> Check {
     )
 }
 
+/// `vclab container <verb>` is `vclab-container <verb>`: the lifecycle
+/// through the big CLI (create with the id last, start, state, list, kill,
+/// delete refused then forced), and `run --detach`.
+fn lifecycle_verbs(c: &Ctx) -> Check {
+    let vclab = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("container")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let id = c.id("verbs");
+    let st = Command::new(BIN)
+        .args(["container", "create", "--rootfs"])
+        .arg(&c.rootfs)
+        .args([&id, "--", "sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    if !st.success() {
+        return Err(format!("vclab container create: {st}"));
+    }
+    let state = |want: &str| -> Check {
+        let out = vclab(&["state", &id]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("state is not JSON ({e}): {}", show(&out)))?;
+        expect(v["status"] == want, &format!("state {want}"), &out)
+    };
+    state("created")?;
+    let out = vclab(&["start", &id]);
+    expect(out.status.success(), "start", &out)?;
+    state("running")?;
+    let out = vclab(&["list", "-q"]);
+    expect(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == id),
+        "list -q shows it",
+        &out,
+    )?;
+    let out = vclab(&["delete", &id]);
+    one_line_error(&out, Some(1), "--force", "delete of a running container")?;
+    let out = vclab(&["delete", "--force", &id]);
+    expect(out.status.success(), "delete --force", &out)?;
+    let out = vclab(&["state", &id]);
+    one_line_error(&out, Some(1), "does not exist", "state after delete")?;
+    let det = c.id("verbs-d");
+    let st = Command::new(BIN)
+        .args(["container", "run", "-d", "--id", &det, "--rootfs"])
+        .arg(&c.rootfs)
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    if !st.success() {
+        return Err(format!("vclab container run -d: {st}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = vclab(&["state", &det]);
+        if String::from_utf8_lossy(&out.stdout).contains("\"stopped\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("run -d never stopped: {}", show(&out)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = vclab(&["delete", &det]);
+    expect(out.status.success(), "delete", &out)
+}
+
 fn ctrl_c_forwarded(c: &Ctx) -> Check {
     let child = c
         .cmd("ctrlc", &["--init"], &["sleep", "30"])
@@ -712,7 +789,7 @@ fn leak_check(c: &Ctx) -> Check {
 fn container_suite() {
     let c = setup();
     eprintln!("rootfs under test: {}", c.rootfs.display());
-    let parallel: [Scenario; 16] = [
+    let parallel: [Scenario; 17] = [
         ("pid_one", pid_one),
         ("hostname", hostname),
         ("proc_is_private", proc_is_private),
@@ -729,6 +806,7 @@ fn container_suite() {
         ("network_loopback", network_loopback),
         ("bundle_matches_runc", bundle_matches_runc),
         ("bad_input", bad_input),
+        ("lifecycle_verbs", lifecycle_verbs),
     ];
     let sequential: [Scenario; 4] = [
         ("stale_state_swept", stale_state_swept),

@@ -235,3 +235,76 @@ fn no_kvm_and_kvm_not_permitted_are_clear_errors() {
         "not permitted",
     );
 }
+
+/// Signals ready, then idles with interrupts off (no exits).
+const READY_IDLE: &str = "
+  mov $0x3f0, %dx
+  mov $123, %al
+  out %al, %dx
+  cli
+1:
+  hlt
+  jmp 1b";
+
+/// `vclab-vmm ... &` from a non-interactive shell inherits SIGINT ignored; SIGINT and SIGTERM
+/// still end the VM cleanly: report printed, exit code 128 + the signal, for the 1-vCPU VM
+/// (vCPU on the main thread) and the threaded one.
+#[test]
+fn sigint_and_sigterm_stop_a_backgrounded_vm_cleanly() {
+    // The premise: an asynchronous list of `sh -c` starts with SIGINT (bit 1 of SigIgn) ignored.
+    let premise = Command::new("sh")
+        .args(["-c", "grep SigIgn /proc/self/status & wait"])
+        .output()
+        .unwrap();
+    let mask = String::from_utf8_lossy(&premise.stdout);
+    let mask = u64::from_str_radix(mask.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(
+        mask & 1 << (2 - 1),
+        0,
+        "SIGINT not ignored in the background"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = assemble(dir.path(), "idle", READY_IDLE);
+    for (signal, code, vcpus) in [("INT", 130, "1"), ("TERM", 143, "1"), ("INT", 130, "2")] {
+        let out = dir.path().join("out.json");
+        // The shell starts the VMM as an asynchronous list (SIGINT ignored), prints its pid,
+        // and waits for it; the shell's exit status is the VMM's.
+        let script = "\"$0\" --kernel \"$1\" --mem 16 --vcpus \"$2\" --timeout 20 --json >\"$3\" 2>&1 & echo $!; wait $!";
+        let mut sh = Command::new("sh")
+            .args(["-c", script])
+            .arg(env!("CARGO_BIN_EXE_vclab-vmm"))
+            .arg(&kernel)
+            .arg(vcpus)
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pid = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
+            &mut pid,
+        )
+        .unwrap();
+        let pid = pid.trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        assert!(Command::new("kill")
+            .args([format!("-{signal}"), pid.clone()])
+            .status()
+            .unwrap()
+            .success());
+        let status = sh.wait().unwrap();
+        let took = started.elapsed();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal} x{vcpus}: {text}");
+        assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+        assert!(text.contains(&format!("stopped by SIG{signal}")), "{text}");
+        let report: vclab_vmm::VmReport =
+            serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            report.stop_signal.as_deref(),
+            Some(&*format!("SIG{signal}"))
+        );
+        assert!(report.guest_ready_ns.is_some(), "{text}");
+    }
+}

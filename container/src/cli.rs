@@ -1,20 +1,28 @@
 //! The launcher's command line, shared by the lean `vclab-container` binary
-//! and `vclab container run` (which passes its arguments through unchanged):
-//! one parser, one behaviour, two entry points.
+//! and `vclab container <verb>` (which passes its arguments through
+//! unchanged): one parser, one behaviour, two entry points.
+//!
+//! Verbs (runc's meaning): `run` (the default when the first argument is an
+//! option: `vclab-container --rootfs R -- CMD` is `run`; `--detach` creates
+//! and starts without waiting), `create`, `start ID`, `state ID`,
+//! `kill ID [SIGNAL]`, `delete [--force] ID`, `list [--format json] [-q]`.
 //!
 //! [`parse`] reads the arguments with lexopt and checks them without touching
 //! the system (tier-1 testable); [`Options::into_config`] turns them into a
-//! [`ContainerConfig`] (loading the bundle, copying `-e KEY` variables);
-//! [`main`] runs the container, prints the JSON report and returns the exit
-//! code. Exit codes: the container's status (128+N for signal N); 1 for bad
-//! usage; 125, 126, 127 for launcher, cannot-execute and not-found errors
-//! ([`crate::Error::exit_code`]).
+//! [`ContainerConfig`] (loading the bundle, copying `-e KEY` variables,
+//! checking `-v` sources); [`main`] runs the verb, prints its output and
+//! returns the exit code. Exit codes: an attached run's container status
+//! (128+N for signal N); 0 for a verb that did its work; 1 for bad usage or
+//! input (also an unknown container id, or a verb that does not apply in the
+//! container's status, e.g. `delete` of a running one without `--force`);
+//! 125, 126, 127 for launcher, cannot-execute and not-found errors
+//! ([`crate::Error::exit_code`], [`crate::lifecycle::Error::exit_code`]).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::{size, spec, ContainerConfig};
+use crate::{lifecycle, rootfs, size, spec, ContainerConfig};
 
 /// Errors of the command line: bad usage (exit code 1), or the run's own
 /// error (its [`crate::Error::exit_code`]).
@@ -85,6 +93,40 @@ pub enum Error {
     /// The container run failed.
     #[error(transparent)]
     Run(crate::Error),
+    /// A lifecycle verb failed.
+    #[error(transparent)]
+    Lifecycle(lifecycle::Error),
+    /// A verb needs a container id.
+    #[error("{0} needs a container id: {0} ID")]
+    NoId(&'static str),
+    /// An argument the verb does not take.
+    #[error("unexpected argument {value:?} to {verb}: see --help")]
+    Extra {
+        /// The verb.
+        verb: &'static str,
+        /// The argument.
+        value: String,
+    },
+    /// The id was given twice.
+    #[error("give the container id once (--id ID or a positional ID)")]
+    IdTwice,
+    /// `kill`'s signal is unknown.
+    #[error("unknown signal {0:?}: give a name (TERM, KILL, SIGUSR1) or a number")]
+    Signal(String),
+    /// `list --format` is unknown.
+    #[error("unknown --format {0:?}: give table or json")]
+    Format(String),
+    /// `-v` is not `HOST:CTR[:ro|rw]`.
+    #[error(
+        "invalid -v {0:?}: give HOST:CTR[:ro] with absolute paths (e.g. -v /srv/data:/data:ro)"
+    )]
+    Volume(String),
+    /// A `-v` host path does not exist.
+    #[error("-v source {0} does not exist: create it or fix the path")]
+    VolumeSource(PathBuf),
+    /// A `--console-socket` path does not exist.
+    #[error("--console-socket {0} does not exist: start the receiver first")]
+    ConsoleSocket(PathBuf),
     /// The JSON report could not be written.
     #[error("cannot write the JSON report to stdout: {0}")]
     Report(std::io::Error),
@@ -96,6 +138,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Run(e) => e.exit_code(),
+            Error::Lifecycle(e) => e.exit_code(),
             Error::Report(_) => 125,
             _ => 1,
         }
@@ -140,13 +183,54 @@ pub struct Options {
     pub id: Option<String>,
     /// `--json`.
     pub json: bool,
+    /// `-d/--detach` (`run`): create and start, do not wait.
+    pub detach: bool,
+    /// `--console-socket PATH`.
+    pub console_socket: Option<PathBuf>,
+    /// `-v HOST:CTR[:ro]`, in order.
+    pub volumes: Vec<Volume>,
+    /// `-t/--tty`: stdio on a pty (`process.terminal`).
+    pub tty: bool,
+}
+
+/// One `-v HOST:CTR[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Host path (absolute).
+    pub host: PathBuf,
+    /// Container path (absolute).
+    pub container: String,
+    /// `:ro`.
+    pub read_only: bool,
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Run a container.
+    /// Run a container (attached, or `--detach`).
     Run(Box<Options>),
+    /// `create`: set it up, its process waits for `start`.
+    Create(Box<Options>),
+    /// `start ID`.
+    Start(String),
+    /// `state ID`.
+    State(String),
+    /// `kill ID [SIGNAL]`.
+    Kill(String, nix::sys::signal::Signal),
+    /// `delete [--force] ID`.
+    Delete {
+        /// The container.
+        id: String,
+        /// `-f/--force`.
+        force: bool,
+    },
+    /// `list`.
+    List {
+        /// `--format json`.
+        json: bool,
+        /// `-q/--quiet`: ids only.
+        quiet: bool,
+    },
     /// `-h/--help`: print [`usage`].
     Help,
     /// `--version`.
@@ -159,15 +243,31 @@ pub fn usage(prog: &str) -> String {
         "\
 Run one container: CMD on an overlay of the rootfs DIR (the image is never
 changed), or the OCI runtime bundle DIR. Exits with the container's status
-(128+N when killed by signal N); 1 on bad usage, 125 when the launcher fails,
-126 when CMD cannot be executed, 127 when CMD is not found.
+(128+N when killed by signal N; the other commands with 0); 1 on bad usage or
+input (also an unknown ID, or a command the container's status refuses), 125
+when the launcher fails, 126 when CMD cannot be executed, 127 when CMD is not
+found.
 
-Usage: {prog} [OPTIONS] --rootfs DIR -- CMD [ARG...]
-       {prog} [OPTIONS] --bundle DIR
+Usage: {prog} [run] [OPTIONS] --rootfs DIR -- CMD [ARG...]
+       {prog} [run] [OPTIONS] --bundle DIR
+       {prog} create [OPTIONS] (--rootfs DIR -- CMD... | --bundle DIR) [ID]
+       {prog} start ID | state ID | kill ID [SIGNAL] | delete [--force] ID
+       {prog} list [--format table|json] [-q]
+
+Commands (runc's meaning; state under /run/vclab/ID):
+  run      Run a container and wait for it (the default); with --detach, create and
+           start it and exit, leaving no launcher process
+  create   Set a container up; its process waits until `start` (the ID may also be
+           given last, as with runc)
+  start    Start a created container's program
+  state    Print a container's OCI state (JSON): created, running or stopped
+  kill     Send SIGNAL (default TERM; a name or number) to a container's process
+  delete   Remove a stopped or created container; --force also a running one
+  list     List the containers (dead launchers' leftovers are swept first)
 
 Options:
       --rootfs DIR       The root file system directory (read-only lower layer)
-      --bundle DIR       An OCI runtime bundle directory (holding config.json)
+  -b, --bundle DIR       An OCI runtime bundle directory (holding config.json)
       --memory SIZE      Memory limit: a number with b, k, m or g (e.g. 256m)
       --cpus N           CPU limit as a fractional number of CPUs (e.g. 0.5)
       --pids N           Maximum number of processes and threads
@@ -177,8 +277,14 @@ Options:
       --user UID[:GID]   User and optional group inside the container, as numbers
       --read-only        Mount the container's root file system read-only
       --init             Run a tiny init as PID 1 that reaps zombies and forwards signals
+  -v, --volume HOST:CTR[:ro]  Bind-mount the host path HOST at CTR (read-only with :ro)
+      --console-socket PATH  With process.terminal: send the pty master to the unix
+                         socket PATH (SCM_RIGHTS, as runc); else an attached run relays it
+  -t, --tty              Give the container a pty as stdio (process.terminal)
+  -d, --detach           (run) Create and start the container, do not wait for it
       --id ID            Container id (default: generated)
-      --json             Print a JSON report as the last line on stdout
+      --json             Print a JSON report as the last line on stdout (with
+                         --detach or create: the container's OCI state)
   -h, --help             Print this help
       --version          Print the version
 "
@@ -224,9 +330,119 @@ fn parse_user(text: &str) -> Result<(u32, u32), Error> {
     Ok((uid, gid))
 }
 
-/// Parses the arguments of `run` (without the program name) and checks them.
+fn parse_volume(text: &str) -> Result<Volume, Error> {
+    let bad = || Error::Volume(text.to_string());
+    let mut parts = text.split(':');
+    let (host, container) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
+    let read_only = match parts.next() {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(_) => return Err(bad()),
+    };
+    if parts.next().is_some() || !host.starts_with('/') || !container.starts_with('/') {
+        return Err(bad());
+    }
+    Ok(Volume {
+        host: host.into(),
+        container: container.to_string(),
+        read_only,
+    })
+}
+
+/// The verbs, as typed.
+const VERBS: [&str; 7] = ["run", "create", "start", "state", "kill", "delete", "list"];
+
+/// Parses the arguments (without the program name) and checks them: a verb
+/// and its arguments, or, when the first argument is not a verb, `run`'s.
 /// Pure: reads no file and no environment variable.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, Error> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let verb = args
+        .first()
+        .and_then(|a| a.to_str())
+        .and_then(|a| VERBS.iter().find(|v| **v == a).copied());
+    let Some(verb) = verb else {
+        return parse_run(args, false);
+    };
+    args.remove(0);
+    match verb {
+        "run" => parse_run(args, false),
+        "create" => parse_run(args, true),
+        "list" => parse_list(args),
+        _ => parse_id_verb(verb, args),
+    }
+}
+
+/// `start`, `state`, `kill`, `delete`: options, then the id (and kill's signal).
+fn parse_id_verb(verb: &'static str, args: Vec<OsString>) -> Result<Action, Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut p = lexopt::Parser::from_args(args);
+    let mut force = false;
+    let mut words = Vec::new();
+    while let Some(arg) = p.next().map_err(|e| Error::UnknownOption(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Action::Help),
+            Short('f') | Long("force") if verb == "delete" => force = true,
+            Short(c) => return Err(Error::UnknownOption(format!("-{c}"))),
+            Long(name) => return Err(Error::UnknownOption(format!("--{name}"))),
+            Value(v) => words.push(utf8("argument", v)?),
+        }
+    }
+    let max = if verb == "kill" { 2 } else { 1 };
+    if let Some(extra) = words.get(max) {
+        return Err(Error::Extra {
+            verb,
+            value: extra.clone(),
+        });
+    }
+    let mut words = words.into_iter();
+    let id = words.next().ok_or(Error::NoId(verb))?;
+    Ok(match verb {
+        "start" => Action::Start(id),
+        "state" => Action::State(id),
+        "kill" => {
+            let sig = match words.next() {
+                None => nix::sys::signal::Signal::SIGTERM,
+                Some(s) => lifecycle::parse_signal(&s).ok_or(Error::Signal(s))?,
+            };
+            Action::Kill(id, sig)
+        }
+        _ => Action::Delete { id, force },
+    })
+}
+
+fn parse_list(args: Vec<OsString>) -> Result<Action, Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut p = lexopt::Parser::from_args(args);
+    let (mut json, mut quiet) = (false, false);
+    while let Some(arg) = p.next().map_err(|e| Error::UnknownOption(e.to_string()))? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Action::Help),
+            Short('q') | Long("quiet") => quiet = true,
+            Short('f') | Long("format") => {
+                let f = text(&mut p, "--format", "table or json")?;
+                json = match f.as_str() {
+                    "json" => true,
+                    "table" => false,
+                    _ => return Err(Error::Format(f)),
+                };
+            }
+            Short(c) => return Err(Error::UnknownOption(format!("-{c}"))),
+            Long(name) => return Err(Error::UnknownOption(format!("--{name}"))),
+            Value(v) => {
+                return Err(Error::Extra {
+                    verb: "list",
+                    value: v.to_string_lossy().into_owned(),
+                })
+            }
+        }
+    }
+    Ok(Action::List { json, quiet })
+}
+
+/// `run` and `create`: the container's options; `create` also takes the id
+/// as a positional argument (runc's `create [--bundle DIR] ID`).
+fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
     use lexopt::Arg::{Long, Short, Value};
     let mut p = lexopt::Parser::from_args(args);
     let (mut rootfs, mut bundle) = (None, None);
@@ -245,7 +461,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, Error> 
         init: false,
         id: None,
         json: false,
+        detach: create,
+        console_socket: None,
+        volumes: Vec::new(),
+        tty: false,
     };
+    let mut positional_id = None;
     loop {
         // `--` starts the command: everything after it belongs to CMD.
         if let Some(mut raw) = p.try_raw_args() {
@@ -272,7 +493,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, Error> 
             Short('h') | Long("help") => return Ok(Action::Help),
             Long("version") => return Ok(Action::Version),
             Long("rootfs") => rootfs = Some(PathBuf::from(value(&mut p, "--rootfs", "DIR")?)),
-            Long("bundle") => bundle = Some(PathBuf::from(value(&mut p, "--bundle", "DIR")?)),
+            Short('b') | Long("bundle") => {
+                bundle = Some(PathBuf::from(value(&mut p, "--bundle", "DIR")?))
+            }
+            Short('v') | Long("volume") => {
+                let v = text(&mut p, "--volume", "HOST:CTR[:ro]")?;
+                o.volumes.push(parse_volume(&v)?);
+            }
+            Long("console-socket") => {
+                o.console_socket = Some(PathBuf::from(value(&mut p, "--console-socket", "PATH")?))
+            }
+            Short('d') | Long("detach") if !create => o.detach = true,
+            Short('t') | Long("tty") => o.tty = true,
             Long("memory") => {
                 let v = text(&mut p, "--memory", "SIZE (e.g. 256m)")?;
                 let bytes = size::parse_size(&v).map_err(|source| Error::Size {
@@ -312,8 +544,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, Error> 
             Long("json") => o.json = true,
             Short(c) => return Err(Error::UnknownOption(format!("-{c}"))),
             Long(name) => return Err(Error::UnknownOption(format!("--{name}"))),
+            Value(v) if create && positional_id.is_none() => {
+                positional_id = Some(utf8("container id", v)?)
+            }
             Value(v) => return Err(Error::Positional(v.to_string_lossy().into_owned())),
         }
+    }
+    if let Some(id) = positional_id {
+        if o.id.is_some() {
+            return Err(Error::IdTwice);
+        }
+        o.id = Some(id);
     }
     o.image = match (rootfs, bundle) {
         (Some(_), Some(_)) => return Err(Error::RootfsAndBundle),
@@ -324,7 +565,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, Error> 
         (None, None) => return Err(Error::NoImage),
     };
     o.command = command;
-    Ok(Action::Run(Box::new(o)))
+    Ok(if create {
+        Action::Create(Box::new(o))
+    } else {
+        Action::Run(Box::new(o))
+    })
 }
 
 impl Options {
@@ -365,6 +610,29 @@ impl Options {
         }
         cfg.read_only |= self.read_only;
         cfg.init |= self.init;
+        cfg.terminal |= self.tty;
+        for v in self.volumes {
+            if !v.host.exists() {
+                return Err(Error::VolumeSource(v.host));
+            }
+            let mut opts = vec!["rbind".to_string()];
+            if v.read_only {
+                opts.push("ro".into());
+            }
+            let m = rootfs::UserMount::bind(v.host, &v.container, &opts).map_err(|e| {
+                Error::Bundle(spec::Error::Mount {
+                    path: "-v".into(),
+                    source: e,
+                })
+            })?;
+            cfg.mounts.push(m);
+        }
+        if let Some(sock) = self.console_socket {
+            if !sock.exists() {
+                return Err(Error::ConsoleSocket(sock));
+            }
+            cfg.console_socket = Some(sock);
+        }
         if self.id.is_some() {
             cfg.id = self.id;
         }
@@ -372,11 +640,27 @@ impl Options {
     }
 }
 
+fn print_line(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(Error::Report)
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string(value).map_err(|e| Error::Report(std::io::Error::from(e)))?;
+    print_line(&text)
+}
+
 /// Parses, runs and reports; returns the exit code. `Ok(code)` also for help
 /// and version (0).
 fn run(prog: &str, args: impl IntoIterator<Item = OsString>) -> Result<i32, Error> {
-    let opts = match parse(args)? {
-        Action::Run(o) => o,
+    let root = || crate::state::state_root(!nix::unistd::geteuid().is_root());
+    let lc = Error::Lifecycle;
+    let (opts, create) = match parse(args)? {
+        Action::Run(o) => (o, false),
+        Action::Create(o) => (o, true),
         Action::Help => {
             print!("{}", usage(prog));
             return Ok(0);
@@ -385,17 +669,55 @@ fn run(prog: &str, args: impl IntoIterator<Item = OsString>) -> Result<i32, Erro
             println!("{prog} {}", env!("CARGO_PKG_VERSION"));
             return Ok(0);
         }
+        Action::Start(id) => return lifecycle::start(&root(), &id).map(|()| 0).map_err(lc),
+        Action::State(id) => {
+            let st = lifecycle::state(&root(), &id).map_err(lc)?;
+            let text = serde_json::to_string_pretty(&st)
+                .map_err(|e| Error::Report(std::io::Error::from(e)))?;
+            print_line(&text)?;
+            return Ok(0);
+        }
+        Action::Kill(id, sig) => return lifecycle::kill(&root(), &id, sig).map(|()| 0).map_err(lc),
+        Action::Delete { id, force } => {
+            return lifecycle::delete(&root(), &id, force)
+                .map(|()| 0)
+                .map_err(lc)
+        }
+        Action::List { json, quiet } => {
+            let root = root();
+            let states = lifecycle::list(&root);
+            if json {
+                json_line(&states)?;
+            } else if quiet {
+                for s in &states {
+                    print_line(&s.id)?;
+                }
+            } else {
+                let owners = lifecycle::owners(&root, &states);
+                print!("{}", lifecycle::table(&states, &owners));
+            }
+            return Ok(0);
+        }
     };
-    let json = opts.json;
+    let (json, detach) = (opts.json, opts.detach);
     let cfg = opts.into_config()?;
+    if create || detach {
+        let created = crate::create(&cfg).map_err(Error::Run)?;
+        let root = root();
+        if !create {
+            if let Err(e) = lifecycle::start(&root, &created.id) {
+                let _ = lifecycle::delete(&root, &created.id, true);
+                return Err(lc(e));
+            }
+        }
+        if json {
+            json_line(&lifecycle::state(&root, &created.id).map_err(lc)?)?;
+        }
+        return Ok(0);
+    }
     let report = crate::run(&cfg).map_err(Error::Run)?;
     if json {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .map_err(Error::Report)?;
+        json_line(&report)?;
     }
     Ok(report.exit_code)
 }
@@ -484,6 +806,10 @@ mod tests {
                 init: true,
                 id: Some("x1".into()),
                 json: true,
+                detach: false,
+                console_socket: None,
+                volumes: Vec::new(),
+                tty: false,
             }
         );
     }
@@ -651,6 +977,102 @@ mod tests {
         assert_eq!((cfg.uid, cfg.gid), (5, 6));
         assert_eq!(cfg.id.as_deref(), Some("abc"));
         assert_eq!(cfg.cwd, "/");
+    }
+
+    #[test]
+    fn verbs() {
+        use nix::sys::signal::Signal;
+        let p = |a: &[&str]| parse(args(a));
+        assert_eq!(p(&["start", "c1"]).unwrap(), Action::Start("c1".into()));
+        assert_eq!(p(&["state", "c1"]).unwrap(), Action::State("c1".into()));
+        assert_eq!(
+            p(&["kill", "c1"]).unwrap(),
+            Action::Kill("c1".into(), Signal::SIGTERM)
+        );
+        assert_eq!(
+            p(&["kill", "c1", "9"]).unwrap(),
+            Action::Kill("c1".into(), Signal::SIGKILL)
+        );
+        assert_eq!(
+            p(&["delete", "-f", "c1"]).unwrap(),
+            Action::Delete {
+                id: "c1".into(),
+                force: true
+            }
+        );
+        assert_eq!(
+            p(&["list", "--format", "json"]).unwrap(),
+            Action::List {
+                json: true,
+                quiet: false
+            }
+        );
+        assert!(matches!(p(&["start"]), Err(Error::NoId("start"))));
+        assert!(matches!(p(&["state", "a", "b"]), Err(Error::Extra { .. })));
+        assert!(matches!(p(&["kill", "a", "NOPE"]), Err(Error::Signal(_))));
+        assert!(matches!(p(&["list", "-f", "xml"]), Err(Error::Format(_))));
+        assert!(matches!(
+            p(&["start", "--force", "a"]),
+            Err(Error::UnknownOption(_))
+        ));
+        // create: the id also last (runc), detached; run -d and the implicit run.
+        let Ok(Action::Create(o)) = p(&["create", "-b", "/b", "c9"]) else {
+            panic!("create")
+        };
+        assert_eq!((o.id.as_deref(), o.detach), (Some("c9"), true));
+        assert!(matches!(
+            p(&["create", "--id", "a", "-b", "/b", "c9"]),
+            Err(Error::IdTwice)
+        ));
+        let Ok(Action::Run(o)) = p(&["run", "-d", "-t", "--rootfs", "/r", "--", "true"]) else {
+            panic!("run -d")
+        };
+        assert!(o.detach && o.tty);
+        assert!(matches!(
+            p(&["--rootfs", "/r", "c9", "--", "true"]),
+            Err(Error::Positional(_))
+        ));
+    }
+
+    #[test]
+    fn volumes_parse() {
+        let o = opts(&[
+            "-v",
+            "/a:/b",
+            "--volume=/c:/d:ro",
+            "--rootfs",
+            "/r",
+            "--",
+            "true",
+        ]);
+        assert_eq!(
+            o.volumes,
+            [
+                Volume {
+                    host: "/a".into(),
+                    container: "/b".into(),
+                    read_only: false
+                },
+                Volume {
+                    host: "/c".into(),
+                    container: "/d".into(),
+                    read_only: true
+                }
+            ]
+        );
+        for bad in ["a:/b", "/a:b", "/a", "/a:/b:rx", "/a:/b:ro:x"] {
+            let e = err(&["-v", bad, "--rootfs", "/r", "--", "true"]);
+            assert!(matches!(e, Error::Volume(_)), "{bad}: {e}");
+        }
+        let o = opts(&[
+            "-v",
+            "/nonexistent/vclab-v:/x",
+            "--rootfs",
+            "/r",
+            "--",
+            "true",
+        ]);
+        assert!(matches!(o.into_config(), Err(Error::VolumeSource(_))));
     }
 
     #[test]

@@ -4,15 +4,23 @@
 //! accounting, and OCI bundle support.
 //!
 //! [`run`] is the recipe: sweep stale state → state directory → cgroup →
-//! mount plan → [`process::launch`] (clone — into the cgroup on v2 — or clone
-//! then cgroup migration, exec, wait) → usage from the cgroup → clean-up.
-//! [`run_on`] is the same with the cgroup hierarchies given explicitly. [`cli`] is the command line of the
-//! `vclab-container` binary and of `vclab container run`.
+//! mount plan → [`process::clone_child`] (clone — into the cgroup on v2) →
+//! state record, createRuntime hooks → [`process::Child::start`] (cgroup
+//! migration, mounts, exec) → poststart hooks → wait → usage from the cgroup
+//! → clean-up → poststop hooks. [`run_on`] is the same with the cgroup
+//! hierarchies given explicitly. [`create`] is the same recipe up to the
+//! exec, where the container's process waits on its `exec.fifo` and the
+//! launcher exits; [`lifecycle`] has the other OCI verbs (start, state, kill,
+//! delete, list). [`cli`] is the command line of the `vclab-container`
+//! binary and of `vclab container ...`.
 #![deny(missing_docs)]
 
 pub mod caps;
 pub mod cgroups;
 pub mod cli;
+pub mod console;
+pub mod hooks;
+pub mod lifecycle;
 pub mod namespaces;
 pub mod net;
 pub mod process;
@@ -56,6 +64,15 @@ pub enum Error {
     /// Starting or waiting for the container failed.
     #[error(transparent)]
     Process(#[from] process::Error),
+    /// A createRuntime hook failed.
+    #[error(transparent)]
+    Hook(#[from] hooks::Error),
+    /// The pty could not be set up.
+    #[error(transparent)]
+    Console(#[from] console::Error),
+    /// Bad input found before anything was made (exit code 1).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl Error {
@@ -66,6 +83,7 @@ impl Error {
         match self {
             Error::Process(process::Error::NotFound(_)) => 127,
             Error::Process(process::Error::NotExecutable(_)) => 126,
+            Error::Input(_) | Error::State(state::Error::Exists(_)) => 1,
             _ => 125,
         }
     }
@@ -113,6 +131,24 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// Rootless mode (user namespace; the default when not root).
     pub rootless: bool,
+    /// The user's mounts (bundle `mounts` of type bind or tmpfs, `-v`).
+    #[serde(default)]
+    pub mounts: Vec<rootfs::UserMount>,
+    /// The bundle's hooks.
+    #[serde(default)]
+    pub hooks: hooks::Hooks,
+    /// `process.terminal`: stdio on a pty.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `--console-socket`: where the pty master is sent (runc's protocol).
+    #[serde(default)]
+    pub console_socket: Option<PathBuf>,
+    /// The bundle directory (the OCI state's `bundle`; else the rootfs).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
+    /// The bundle's annotations.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerConfig {
@@ -143,6 +179,12 @@ impl ContainerConfig {
                 .collect(),
             no_new_privileges: true,
             rootless: !nix::unistd::geteuid().is_root(),
+            mounts: Vec::new(),
+            hooks: hooks::Hooks::default(),
+            terminal: false,
+            console_socket: None,
+            bundle: None,
+            annotations: Default::default(),
         }
     }
 }
@@ -177,20 +219,32 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Removes the state directory and cgroup when dropped.
+/// Removes the state directory and cgroup when dropped, unless disarmed
+/// (a created container keeps them until `delete`); then runs the poststop
+/// hooks of a container that got as far as its record.
 struct Cleanup<'a> {
     state: &'a state::State,
     cgroup: Option<Cgroup>,
+    armed: bool,
+    poststop: Option<(Vec<hooks::Hook>, state::OciState)>,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.remove() {
                 log::warn!("{e}");
             }
         }
         self.state.remove();
+        if let Some((list, mut st)) = self.poststop.take() {
+            st.status = state::ContainerStatus::Stopped;
+            st.pid = 0;
+            hooks::run_warn("poststop", &list, &st);
+        }
     }
 }
 
@@ -207,6 +261,60 @@ pub fn run(cfg: &ContainerConfig) -> Result<RunReport, Error> {
 /// tier-2 tests use it to drive the v2 path (`CLONE_INTO_CGROUP`) on the
 /// cgroup2 mount of a hybrid host.
 pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, Error> {
+    match launch(cfg, host, false)? {
+        Launched::Ran(report) => Ok(*report),
+        Launched::Created(_) => Err(Error::Config("an attached run was created".into())),
+    }
+}
+
+/// A created container ([`create`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+    /// Its process, waiting for `start`.
+    pub pid: i32,
+}
+
+/// Creates a container (`create`, runc's meaning): the same set-up as
+/// [`run`] up to the exec, where its process blocks on `exec.fifo` until
+/// [`lifecycle::start`]. No launcher process stays; the state directory and
+/// cgroups live until [`lifecycle::delete`]. On error nothing is left.
+pub fn create(cfg: &ContainerConfig) -> Result<Created, Error> {
+    create_on(cfg, &cgroups::Host::detect())
+}
+
+/// [`create`] with the cgroup hierarchies given (see [`run_on`]).
+pub fn create_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<Created, Error> {
+    match launch(cfg, host, true)? {
+        Launched::Created(c) => Ok(c),
+        Launched::Ran(_) => Err(Error::Config("a detached run waited".into())),
+    }
+}
+
+enum Launched {
+    Ran(Box<RunReport>),
+    Created(Created),
+}
+
+/// Checks the terminal options as runc does.
+fn check_console(cfg: &ContainerConfig, detached: bool) -> Result<(), Error> {
+    match (cfg.terminal, &cfg.console_socket) {
+        (true, None) if detached => Err(Error::Input(
+            "process.terminal is true but the container is detached: give --console-socket PATH \
+             (or set terminal to false)"
+                .into(),
+        )),
+        (false, Some(p)) => Err(Error::Input(format!(
+            "--console-socket {} needs a terminal (process.terminal = true in config.json, or -t): \
+             drop the option or enable the terminal",
+            p.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result<Launched, Error> {
     let start_ns = process::monotonic_ns();
     if cfg.args.is_empty() {
         return Err(Error::Config("no command given".into()));
@@ -223,6 +331,7 @@ pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, 
         }
         None => new_id(),
     };
+    check_console(cfg, detached)?;
     let rootless = cfg.rootless;
     let mode = host.mode;
     let signals = process::SignalGuard::new()?;
@@ -233,6 +342,8 @@ pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, 
     let mut cleanup = Cleanup {
         state: &st,
         cgroup: None,
+        armed: true,
+        poststop: None,
     };
     let cg_mode = if rootless && !cgroups::delegated(host) {
         let limited = cfg.limits.memory_bytes.is_some()
@@ -254,7 +365,24 @@ pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, 
     };
     let cgroup = Cgroup::create(&cg_host, &id, &cfg.limits)?;
     let cgroup = cleanup.cgroup.insert(cgroup);
-    st.write_owner(&cgroup.dirs())?;
+    let cgroup_dirs = cgroup.dirs();
+    st.write_owner(&cgroup_dirs)?;
+
+    // Descriptors the container's process inherits: the FIFO it waits on
+    // (created containers) and the socket its pty master goes to.
+    let fifo = if detached {
+        Some(st.make_fifo()?)
+    } else {
+        None
+    };
+    let (console_ours, console_theirs) = match (cfg.terminal, &cfg.console_socket) {
+        (true, Some(path)) => (None, Some(console::connect(path)?)),
+        (true, None) => {
+            let (ours, theirs) = console::pair()?;
+            (Some(ours), Some(theirs))
+        }
+        (false, _) => (None, None),
+    };
 
     let mounts = rootfs::mount_plan(&rootfs::RootfsConfig {
         rootfs: &cfg.rootfs,
@@ -263,29 +391,107 @@ pub fn run_on(cfg: &ContainerConfig, host: &cgroups::Host) -> Result<RunReport, 
         read_only: cfg.read_only,
         masked: &cfg.masked_paths,
         readonly: &cfg.readonly_paths,
+        mounts: &cfg.mounts,
     })?;
     let ns = namespaces::plan(&cfg.namespaces, rootless);
-    let setup = child_setup(cfg, &id, mounts, ns.unshare_after_cgroup, rootless)?;
-    let outcome = process::launch(&setup, ns.clone, cgroup, &signals)?;
+    let mut setup = child_setup(cfg, &id, mounts, ns.unshare_after_cgroup, rootless)?;
+    {
+        use std::os::fd::AsRawFd;
+        setup.console = console_theirs.as_ref().map(|fd| fd.as_raw_fd());
+        setup.fifo = match &fifo {
+            Some(fd) => Some(cstring(
+                "FIFO path",
+                &format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            )?),
+            None => None,
+        };
+        setup.detached = detached;
+    }
+    let mut child = process::clone_child(&setup, ns.clone, cgroup, &signals)?;
+    drop(console_theirs);
+    drop(fifo);
+
+    let init = state::Proc::of(child.pid().as_raw());
+    let h = &cfg.hooks;
+    let has_hooks =
+        !(h.create_runtime.is_empty() && h.poststart.is_empty() && h.poststop.is_empty());
+    // A created container's record; an attached run keeps to its `pid` file
+    // (the container's pid added to the owner line) unless hooks need the
+    // state: the lean launcher's start-up does not pay for the JSON.
+    let record = (detached || has_hooks).then(|| state::Record {
+        id: id.clone(),
+        init,
+        detached,
+        bundle: std::path::absolute(cfg.bundle.as_ref().unwrap_or(&cfg.rootfs))
+            .unwrap_or_else(|_| cfg.rootfs.clone()),
+        annotations: cfg.annotations.clone(),
+        created: state::rfc3339_now(),
+        owner_uid: nix::unistd::geteuid().as_raw(),
+        poststart: h.poststart.clone(),
+        poststop: h.poststop.clone(),
+    });
+    match &record {
+        Some(r) if detached => st.write_record(r)?,
+        _ => st.set_init(init, &cgroup_dirs)?,
+    }
+    if let Some(r) = &record {
+        if !h.poststop.is_empty() {
+            cleanup.poststop = Some((
+                h.poststop.clone(),
+                r.oci_state(state::ContainerStatus::Stopped),
+            ));
+        }
+        hooks::run_all(
+            "createRuntime",
+            &h.create_runtime,
+            &r.oci_state(state::ContainerStatus::Creating),
+        )?;
+    }
+    let started = child.start(cgroup)?;
+
+    if detached {
+        st.hand_over(init, &cgroup_dirs)?;
+        child.commit()?;
+        cleanup.armed = false;
+        return Ok(Launched::Created(Created { id, pid: init.pid }));
+    }
+
+    let mut relay = match &console_ours {
+        Some(sock) => {
+            use std::os::fd::AsFd;
+            Some(console::Relay::new(console::receive_fd(sock.as_fd())?))
+        }
+        None => None,
+    };
+    drop(console_ours);
+    if let Some(r) = &record {
+        hooks::run_warn(
+            "poststart",
+            &h.poststart,
+            &r.oci_state(state::ContainerStatus::Running),
+        );
+    }
+    let (exit_ns, exit_code, signal) = child.wait(&signals, relay.as_mut())?;
+    drop(relay);
     let usage = cgroup.usage();
     drop(cleanup);
     drop(signals);
-    Ok(RunReport {
+    Ok(Launched::Ran(Box::new(RunReport {
         id,
         cgroup_mode: cg_mode,
         rootless,
         start_monotonic_ns: start_ns,
-        exec_monotonic_ns: outcome.exec_ns,
-        cgroup_placement: outcome.placement,
-        cgroup_attach_ns: outcome.cgroup_attach_ns,
-        exit_monotonic_ns: outcome.exit_ns,
-        exit_code: outcome.exit_code,
-        signal: outcome.signal,
+        exec_monotonic_ns: started.exec_ns,
+        cgroup_placement: started.placement,
+        cgroup_attach_ns: started.cgroup_attach_ns,
+        exit_monotonic_ns: exit_ns,
+        exit_code,
+        signal,
         oom_killed: usage.oom_killed,
         memory_peak_bytes: usage.memory_peak_bytes,
         cpu_usage_ns: usage.cpu_usage_ns,
         launcher_peak_rss_kib: peak_rss_kib(),
-    })
+    })))
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString, Error> {
@@ -369,6 +575,9 @@ fn child_setup(
             .collect::<Result<_, _>>()?,
         candidates,
         command,
+        console: None,
+        fifo: None,
+        detached: false,
     })
 }
 

@@ -22,8 +22,15 @@
 //!    bounding set, uid/gid (last of the identity changes, with keep-caps),
 //!    capsets, no_new_privs, then exec (or, with `--init`, start the workload
 //!    and reap).
-//! 5. The parent waits on a pidfd and a signalfd: signals are forwarded, a
-//!    second SIGINT/SIGTERM kills the container.
+//!    With `process.terminal` the child opens a pty in its devpts after its
+//!    mounts and sends the master to the parent or the console socket.
+//! 5. An attached run: the parent waits on a pidfd and a signalfd: signals
+//!    are forwarded, a second SIGINT/SIGTERM kills the container; the pty,
+//!    if any, is relayed. A created container instead tells the parent it is
+//!    ready ('P' on the error pipe, after checking that the command exists),
+//!    waits for the parent's commit (third release), clears its parent-death
+//!    signal, confirms ('R'), and blocks opening its `exec.fifo` for writing
+//!    until `start` opens it for reading; then it execs. The parent exits.
 //!
 //! Everything the child needs is prepared by the parent (C strings, paths,
 //! the mount plan), so the child does little more than system calls.
@@ -170,6 +177,14 @@ pub struct ChildSetup {
     pub candidates: Vec<CString>,
     /// `argv[0]` for messages.
     pub command: String,
+    /// `process.terminal`: the socket to send the pty master on (the
+    /// console socket's connection, or the relay pair's container end).
+    pub console: Option<std::os::fd::RawFd>,
+    /// A created container: `/proc/self/fd/N` of the `O_PATH` descriptor of
+    /// its `exec.fifo`, opened for writing (blocking) before the exec.
+    pub fifo: Option<CString>,
+    /// A created container (no launcher waits for it).
+    pub detached: bool,
 }
 
 /// How the container ended.
@@ -300,13 +315,43 @@ fn clone3_refused(e: Errno) -> bool {
     )
 }
 
-/// Starts the container, places it in its cgroup, runs it to the end.
-pub fn launch(
+/// The container's first process, cloned and held at the first release:
+/// it is in its namespaces and has done nothing else yet. Dropping it kills
+/// and reaps it. [`Child::start`] lets it build its root and reach the
+/// exec; then [`Child::wait`] (an attached run) or [`Child::commit`] (a
+/// created container, which waits for `start` on its FIFO).
+pub struct Child {
+    pid: Pid,
+    guard: ChildGuard,
+    born: bool,
+    sync_w: OwnedFd,
+    err_r: OwnedFd,
+    st_r: OwnedFd,
+    init: bool,
+    detached: bool,
+    rootless: bool,
+}
+
+/// What [`Child::start`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    /// CLOCK_MONOTONIC when the workload's exec succeeded (attached) or the
+    /// container was ready to wait for `start` (detached).
+    pub exec_ns: u64,
+    /// How the child got into its cgroup.
+    pub placement: Placement,
+    /// Time spent migrating it (0 when born there or no cgroup).
+    pub cgroup_attach_ns: u64,
+}
+
+/// Clones the container's first process into its namespaces (and, on
+/// cgroup v2, into its cgroup); it blocks until [`Child::start`].
+pub fn clone_child(
     setup: &ChildSetup,
     clone_flags: CloneFlags,
     cgroup: &crate::cgroups::Cgroup,
     signals: &SignalGuard,
-) -> Result<Outcome, Error> {
+) -> Result<Child, Error> {
     let (sync_r, sync_w) = pipe("sync")?;
     let (err_r, err_w) = pipe("error")?;
     let (st_r, st_w) = pipe("status")?;
@@ -322,8 +367,8 @@ pub fn launch(
             return 1;
         };
         let io = ChildIo {
-            err_w,
-            st_w,
+            err_w: Some(err_w),
+            st_w: (!setup.detached).then_some(st_w),
             old_mask: &old_mask,
             exec: &exec,
         };
@@ -367,43 +412,35 @@ pub fn launch(
                 .map_err(Error::Clone)?
         }
     };
-    let mut guard = ChildGuard(Some(pid));
+    let guard = ChildGuard(Some(pid));
     drop(child_ends.take());
     let Some((sync_w, err_r, st_r)) = parent_ends.take() else {
         return Err(Error::Sync(Errno::EBADF));
     };
+    Ok(Child {
+        pid,
+        guard,
+        born: born.is_some(),
+        sync_w,
+        err_r,
+        st_r,
+        init: setup.init,
+        detached: setup.detached,
+        rootless: setup.rootless,
+    })
+}
 
-    if setup.rootless {
-        write_id_maps(pid)?;
-    }
-    // First release: the child sets up its mounts while the parent places it
-    // in its cgroup, unless it was born there (a v1 migration waits for an
-    // RCU grace period, milliseconds).
-    nix::unistd::write(&sync_w, b"1").map_err(Error::Sync)?;
-    let (placed, placement, cgroup_attach_ns) = match (born, cgroup) {
-        (Some(_), _) => (Ok(()), Placement::CloneInto, 0),
-        (None, crate::cgroups::Cgroup::None) => (Ok(()), Placement::None, 0),
-        (None, _) => {
-            let start = monotonic_ns();
-            let placed = cgroup.add(pid.as_raw());
-            let took = monotonic_ns().saturating_sub(start);
-            (placed, Placement::Migrated, took)
-        }
-    };
-    // Second release: placed, the child may unshare its cgroup namespace and
-    // exec. On failure the pipe closes and the child exits.
-    let released = placed.is_ok() && nix::unistd::write(&sync_w, b"2").is_ok();
-    drop(sync_w);
-
-    // EOF on the error pipe: the workload exec'd. Data: it did not.
+/// Reads the error pipe: EOF (`Ok(None)`), one ready byte `want`
+/// (`Ok(Some)`), or the child's error message.
+fn read_child(err_r: &OwnedFd, want: Option<u8>) -> Result<Option<u8>, Error> {
     let mut buf = [0u8; 1024];
     let mut len = 0;
     loop {
-        match nix::unistd::read(&err_r, &mut buf[len..]) {
+        match nix::unistd::read(err_r, &mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => {
                 len += n;
-                if len == buf.len() {
+                if len == buf.len() || (len == 1 && Some(buf[0]) == want) {
                     break;
                 }
             }
@@ -411,45 +448,112 @@ pub fn launch(
             Err(_) => break,
         }
     }
-    drop(err_r);
     if len == 0 {
-        placed?;
-        if !released {
-            return Err(Error::Sync(Errno::EPIPE));
-        }
-    } else {
-        let msg = String::from_utf8_lossy(&buf[1..len]).trim_end().to_string();
-        let _ = waitpid(pid, None);
-        guard.0 = None;
-        return Err(match buf[0] {
-            b'N' => Error::NotFound(msg),
-            b'X' => Error::NotExecutable(msg),
-            _ => Error::Setup(msg),
-        });
+        return Ok(None);
     }
-    let exec_ns = monotonic_ns();
-
-    let status = wait_forwarding(pid, signals)?;
-    guard.0 = None;
-    let exit_ns = monotonic_ns();
-    let (mut exit_code, mut signal) = decode(status);
-    if setup.init {
-        let mut st = [0u8; 8];
-        if let Ok(8) = nix::unistd::read(&st_r, &mut st) {
-            let code = i32::from_le_bytes([st[0], st[1], st[2], st[3]]);
-            let sig = i32::from_le_bytes([st[4], st[5], st[6], st[7]]);
-            exit_code = code;
-            signal = (sig != 0).then_some(sig);
-        }
+    if len == 1 && Some(buf[0]) == want {
+        return Ok(want);
     }
-    Ok(Outcome {
-        exec_ns,
-        exit_ns,
-        exit_code,
-        signal,
-        placement,
-        cgroup_attach_ns,
+    let msg = String::from_utf8_lossy(&buf[1..len]).trim_end().to_string();
+    Err(match buf[0] {
+        b'N' => Error::NotFound(msg),
+        b'X' => Error::NotExecutable(msg),
+        _ => Error::Setup(msg),
     })
+}
+
+impl Child {
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Releases the child: it builds its root file system while the parent
+    /// puts it into its cgroup (unless it was born there; a v1 migration
+    /// waits for an RCU grace period, milliseconds), then, placed, it
+    /// unshares its cgroup namespace, drops privileges and execs (attached;
+    /// this returns at the exec) or reports that it is ready to wait for
+    /// `start` (detached).
+    pub fn start(&mut self, cgroup: &crate::cgroups::Cgroup) -> Result<Started, Error> {
+        if self.rootless {
+            write_id_maps(self.pid)?;
+        }
+        nix::unistd::write(&self.sync_w, b"1").map_err(Error::Sync)?;
+        let (placed, placement, cgroup_attach_ns) = match (self.born, cgroup) {
+            (true, _) => (Ok(()), Placement::CloneInto, 0),
+            (false, crate::cgroups::Cgroup::None) => (Ok(()), Placement::None, 0),
+            (false, _) => {
+                let start = monotonic_ns();
+                let placed = cgroup.add(self.pid.as_raw());
+                let took = monotonic_ns().saturating_sub(start);
+                (placed, Placement::Migrated, took)
+            }
+        };
+        // Second release: placed, the child may unshare its cgroup namespace
+        // and exec. On failure the pipe closes and the child exits.
+        let released = placed.is_ok() && nix::unistd::write(&self.sync_w, b"2").is_ok();
+        // EOF on the error pipe: the workload exec'd (attached); 'P': ready
+        // (detached). Data: a set-up error.
+        let want = self.detached.then_some(b'P');
+        match read_child(&self.err_r, want) {
+            Ok(got) => {
+                placed?;
+                if !released || got != want {
+                    return Err(Error::Sync(Errno::EPIPE));
+                }
+            }
+            Err(e) => {
+                let _ = waitpid(self.pid, None);
+                self.guard.0 = None;
+                return Err(e);
+            }
+        }
+        Ok(Started {
+            exec_ns: monotonic_ns(),
+            placement,
+            cgroup_attach_ns,
+        })
+    }
+
+    /// A created container: lets it go. It clears its parent-death signal
+    /// (it outlives this process), confirms, and blocks on its FIFO until
+    /// `start`. Until the confirmation it dies with this process.
+    pub fn commit(mut self) -> Result<(), Error> {
+        nix::unistd::write(&self.sync_w, b"3").map_err(Error::Sync)?;
+        match read_child(&self.err_r, Some(b'R'))? {
+            Some(b'R') => {
+                self.guard.0 = None;
+                Ok(())
+            }
+            _ => Err(Error::Setup(
+                "the container's process exited before it was created".into(),
+            )),
+        }
+    }
+
+    /// An attached run: waits for the container (forwarding signals,
+    /// relaying its pty when there is one) and returns (exit time, exit
+    /// code, signal).
+    pub fn wait(
+        mut self,
+        signals: &SignalGuard,
+        relay: Option<&mut crate::console::Relay>,
+    ) -> Result<(u64, i32, Option<i32>), Error> {
+        let status = wait_forwarding(self.pid, signals, relay)?;
+        self.guard.0 = None;
+        let exit_ns = monotonic_ns();
+        let (mut exit_code, mut signal) = decode(status);
+        if self.init {
+            let mut st = [0u8; 8];
+            if let Ok(8) = nix::unistd::read(&self.st_r, &mut st) {
+                let code = i32::from_le_bytes([st[0], st[1], st[2], st[3]]);
+                let sig = i32::from_le_bytes([st[4], st[5], st[6], st[7]]);
+                exit_code = code;
+                signal = (sig != 0).then_some(sig);
+            }
+        }
+        Ok((exit_ns, exit_code, signal))
+    }
 }
 
 fn decode(status: WaitStatus) -> (i32, Option<i32>) {
@@ -476,8 +580,13 @@ fn write_id_maps(pid: Pid) -> Result<(), Error> {
 }
 
 /// Waits for `pid` on a pidfd (SIGCHLD may go to another thread of a
-/// multi-threaded caller), forwarding signals that arrive meanwhile.
-fn wait_forwarding(pid: Pid, signals: &SignalGuard) -> Result<WaitStatus, Error> {
+/// multi-threaded caller), forwarding signals that arrive meanwhile and
+/// relaying the container's pty when there is one.
+fn wait_forwarding(
+    pid: Pid,
+    signals: &SignalGuard,
+    mut relay: Option<&mut crate::console::Relay>,
+) -> Result<WaitStatus, Error> {
     // SAFETY: pidfd_open takes a pid and flags, no pointers.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if raw < 0 {
@@ -487,14 +596,43 @@ fn wait_forwarding(pid: Pid, signals: &SignalGuard) -> Result<WaitStatus, Error>
     // SAFETY: `raw` is a new file descriptor owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let mut stops = 0;
+    let mut output_open = true;
+    let stdin = std::io::stdin();
     loop {
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd.as_fd(), PollFlags::POLLIN),
         ];
+        if let Some(r) = relay.as_deref() {
+            if output_open {
+                fds.push(PollFd::new(r.master(), PollFlags::POLLIN));
+            }
+            if r.stdin_open() {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
         match nix::poll::poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::Wait(e)),
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (out_ready, in_ready) = match relay.as_deref() {
+            Some(r) if output_open => (ready(2), r.stdin_open() && ready(3)),
+            Some(r) => (false, r.stdin_open() && ready(2)),
+            None => (false, false),
+        };
+        drop(fds);
+        if let Some(r) = relay.as_deref_mut() {
+            if out_ready {
+                output_open = r.pump_output();
+            }
+            if in_ready {
+                r.pump_input();
+            }
         }
         while let Ok(Some(info)) = signals.fd.read_signal() {
             let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
@@ -508,7 +646,14 @@ fn wait_forwarding(pid: Pid, signals: &SignalGuard) -> Result<WaitStatus, Error>
         }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => continue,
-            Ok(status) => return Ok(status),
+            Ok(status) => {
+                if let Some(r) = relay {
+                    if output_open {
+                        r.drain();
+                    }
+                }
+                return Ok(status);
+            }
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(Error::Wait(e)),
         }
@@ -608,18 +753,40 @@ fn report(err_w: &OwnedFd, err: &ChildError<'_>) {
 }
 
 struct ChildIo<'a> {
-    err_w: OwnedFd,
-    st_w: OwnedFd,
+    /// The error pipe; `None` once a created container no longer has a
+    /// launcher reading it (errors then go to its stderr).
+    err_w: Option<OwnedFd>,
+    /// The `--init` status pipe (attached runs only).
+    st_w: Option<OwnedFd>,
     old_mask: &'a SigSet,
     exec: &'a ExecArrays,
 }
 
-fn child_main(s: &ChildSetup, sync_r: OwnedFd, io: ChildIo<'_>) -> isize {
+/// Sends a child error to the launcher (the error pipe) or, without one, to
+/// stderr as a `vclab: ...` line.
+fn report_to(err_w: Option<&OwnedFd>, err: &ChildError<'_>) {
+    match err_w {
+        Some(fd) => report(fd, err),
+        None => {
+            use std::fmt::Write;
+            let mut out = StackBuf {
+                buf: [0; 1024],
+                len: 0,
+            };
+            let _ = writeln!(out, "vclab: {err}");
+            // SAFETY: fd 2 is this process's stderr; BorrowedFd does not close it.
+            let stderr = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+            let _ = nix::unistd::write(stderr, &out.buf[..out.len]);
+        }
+    }
+}
+
+fn child_main(s: &ChildSetup, sync_r: OwnedFd, mut io: ChildIo<'_>) -> isize {
+    let Some(err_w) = io.err_w.take() else {
+        return 1;
+    };
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        report(
-            &io.err_w,
-            &ChildError::Sys("set the parent-death signal", e),
-        );
+        report(&err_w, &ChildError::Sys("set the parent-death signal", e));
         return 1;
     }
     // Each release is one byte; EOF means the launcher gave up or died.
@@ -631,22 +798,102 @@ fn child_main(s: &ChildSetup, sync_r: OwnedFd, io: ChildIo<'_>) -> isize {
         return 1;
     }
     if let Err(e) = prepare_container(s) {
-        report(&io.err_w, &e);
+        report(&err_w, &e);
         return 1;
     }
     if !wait_release() {
         return 1;
     }
-    drop(sync_r);
     if let Err(e) = finalize_container(s) {
-        report(&io.err_w, &e);
+        report(&err_w, &e);
         return 1;
+    }
+    // A change of the effective uid or gid (`--user`) cleared the
+    // parent-death signal: set it again, then make sure the launcher did
+    // not die before that (its end of the sync pipe closes when it does).
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        report(&err_w, &ChildError::Sys("set the parent-death signal", e));
+        return 1;
+    }
+    let mut fds = [PollFd::new(sync_r.as_fd(), PollFlags::POLLIN)];
+    if nix::poll::poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+    {
+        return 1;
+    }
+    if s.detached {
+        return wait_for_start(s, sync_r, err_w, io);
+    }
+    drop(sync_r);
+    io.err_w = Some(err_w);
+    if s.init {
+        return run_init(s, io);
+    }
+    drop(io.st_w.take());
+    exec_workload(s, io.err_w.as_ref(), io.old_mask, io.exec)
+}
+
+/// A created container, set up: checks that the command exists, tells the
+/// launcher it is ready ('P'), waits for its commit, clears the parent-death
+/// signal (it outlives `create`), confirms ('R'), then blocks opening its
+/// FIFO for writing until `start` opens it for reading, and execs.
+fn wait_for_start(s: &ChildSetup, sync_r: OwnedFd, err_w: OwnedFd, io: ChildIo<'_>) -> isize {
+    let found = s.candidates.iter().any(|p| {
+        // SAFETY: `p` is a NUL-terminated C string; access reads it only.
+        unsafe { libc::access(p.as_ptr(), libc::F_OK) == 0 }
+    });
+    if !found {
+        report(&err_w, &ChildError::NotFound(&s.command));
+        return 127;
+    }
+    if nix::unistd::write(&err_w, b"P").is_err() {
+        return 1;
+    }
+    let mut b = [0u8; 1];
+    if !matches!(nix::unistd::read(&sync_r, &mut b), Ok(1)) {
+        return 1;
+    }
+    drop(sync_r);
+    // SAFETY: PR_SET_PDEATHSIG with 0 takes no pointers; it clears the signal.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } != 0 {
+        report(
+            &err_w,
+            &ChildError::Sys("clear the parent-death signal", Errno::last()),
+        );
+        return 1;
+    }
+    if nix::unistd::write(&err_w, b"R").is_err() {
+        return 1;
+    }
+    drop(err_w);
+    if let Some(fifo) = &s.fifo {
+        use nix::fcntl::OFlag;
+        let opened = loop {
+            match nix::fcntl::open(
+                fifo.as_c_str(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        match opened {
+            Ok(fd) => {
+                let _ = nix::unistd::write(&fd, b"0");
+            }
+            Err(e) => {
+                report_to(None, &ChildError::Sys("open exec.fifo", e));
+                return 1;
+            }
+        }
     }
     if s.init {
         return run_init(s, io);
     }
-    drop(io.st_w);
-    exec_workload(s, &io.err_w, io.old_mask, io.exec)
+    exec_workload(s, None, io.old_mask, io.exec)
 }
 
 /// Before the cgroup placement: session, host name, loopback, mounts, cwd.
@@ -660,6 +907,9 @@ fn prepare_container(s: &ChildSetup) -> Result<(), ChildError<'_>> {
         crate::net::loopback_up().map_err(ChildError::Net)?;
     }
     rootfs::apply(&s.mounts).map_err(ChildError::Mount)?;
+    if let Some(sock) = s.console {
+        crate::console::attach_in_child(sock).map_err(|(what, e)| Sys(what, e))?;
+    }
     nix::unistd::chdir(&s.cwd)
         .map_err(|e| ChildError::Path("enter the working directory", &s.cwd, e))?;
     Ok(())
@@ -723,7 +973,12 @@ fn id_syscall(nr: libc::c_long, a: libc::c_long, b: libc::c_long) -> Result<(), 
     }
 }
 
-fn exec_workload(s: &ChildSetup, err_w: &OwnedFd, old_mask: &SigSet, exec: &ExecArrays) -> isize {
+fn exec_workload(
+    s: &ChildSetup,
+    err_w: Option<&OwnedFd>,
+    old_mask: &SigSet,
+    exec: &ExecArrays,
+) -> isize {
     let _ = old_mask.thread_set_mask();
     let mut worst = Errno::ENOENT;
     for path in &s.candidates {
@@ -737,10 +992,10 @@ fn exec_workload(s: &ChildSetup, err_w: &OwnedFd, old_mask: &SigSet, exec: &Exec
         }
     }
     if worst == Errno::ENOENT {
-        report(err_w, &ChildError::NotFound(&s.command));
+        report_to(err_w, &ChildError::NotFound(&s.command));
         127
     } else {
-        report(err_w, &ChildError::NotExecutable(&s.command, worst));
+        report_to(err_w, &ChildError::NotExecutable(&s.command, worst));
         126
     }
 }
@@ -751,8 +1006,8 @@ fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     if let Err(e) = set.thread_block() {
-        report(
-            &io.err_w,
+        report_to(
+            io.err_w.as_ref(),
             &ChildError::Sys("block signals in the init process", e),
         );
         return 1;
@@ -771,12 +1026,12 @@ fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
     let worker = match rc {
         0 => {
             drop(st_w);
-            return exec_workload(s, &err_w, old_mask, exec);
+            return exec_workload(s, err_w.as_ref(), old_mask, exec);
         }
         pid if pid > 0 => Pid::from_raw(pid as i32),
         _ => {
-            report(
-                &err_w,
+            report_to(
+                err_w.as_ref(),
                 &ChildError::Sys("start the workload under init", Errno::last()),
             );
             return 1;
@@ -799,10 +1054,12 @@ fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
                     if p == worker =>
                 {
                     let (code, sig) = decode(status);
-                    let mut st = [0u8; 8];
-                    st[..4].copy_from_slice(&code.to_le_bytes());
-                    st[4..].copy_from_slice(&sig.unwrap_or(0).to_le_bytes());
-                    let _ = nix::unistd::write(&st_w, &st);
+                    if let Some(st_w) = &st_w {
+                        let mut st = [0u8; 8];
+                        st[..4].copy_from_slice(&code.to_le_bytes());
+                        st[4..].copy_from_slice(&sig.unwrap_or(0).to_le_bytes());
+                        let _ = nix::unistd::write(st_w, &st);
+                    }
                     return code as isize;
                 }
                 Ok(_) | Err(Errno::EINTR) => continue,

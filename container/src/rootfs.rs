@@ -7,6 +7,10 @@
 //! mounted inside it; `pivot_root` swaps roots and the old one is detached;
 //! masking and read-only paths are applied last, after the pivot, on the
 //! container's own /proc and /sys; `--read-only` remounts `/` at the very end.
+//! The user's mounts (the bundle's `mounts` of type bind or tmpfs, `-v`) come
+//! after the standard ones and before the pivot, in their given order, at
+//! destinations resolved inside the rootfs (a symbolic link in the image
+//! cannot point a mount outside the container's root).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +22,199 @@ pub enum Error {
     /// A path cannot be given to overlayfs.
     #[error("path {0} contains ',' or ':' which overlayfs options cannot hold: move the rootfs")]
     OverlayPath(PathBuf),
+    /// A mount destination is not an absolute path inside the container.
+    #[error("mount destination {0:?} must be an absolute path without '..' (e.g. /data)")]
+    Destination(String),
+    /// A mount option is not known.
+    #[error("mount option {option:?} of {destination} is not supported: use ro, rw, bind, rbind, nosuid, nodev, noexec, suid, dev, exec or a propagation (private, rprivate, slave, ...)")]
+    Option {
+        /// The destination.
+        destination: String,
+        /// The option.
+        option: String,
+    },
+    /// A bind mount's source does not exist.
+    #[error("bind mount source {0} does not exist: create it or fix the mount")]
+    Source(PathBuf),
+}
+
+/// A mount the user asked for: a bind mount (`-v HOST:CTR[:ro]`, a bundle
+/// mount of type bind) or a tmpfs (a bundle mount of type tmpfs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserMount {
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Host path to bind (bind mounts), or the source name (`tmpfs`).
+    pub source: PathBuf,
+    /// `None` for a bind mount, else the file system type (`tmpfs`).
+    pub fstype: Option<String>,
+    /// `rbind`: the mounts below the source too.
+    pub recursive: bool,
+    /// `ro`.
+    pub read_only: bool,
+    /// `nosuid`, `nodev`, `noexec` as mount flags (bits of `MsFlags`).
+    pub flags: u64,
+    /// Propagation (`MS_PRIVATE`, `MS_SLAVE`, `MS_SHARED`, with `MS_REC`
+    /// for the `r` forms) as `MsFlags` bits; 0 leaves it.
+    pub propagation: u64,
+    /// File system options (`mode=755,size=64m`) for a tmpfs.
+    pub data: String,
+}
+
+impl UserMount {
+    /// A bind mount of `source` at `destination` with the OCI `options`
+    /// (`ro`, `rbind`, `nosuid`, `rprivate`, ...).
+    pub fn bind(source: PathBuf, destination: &str, options: &[String]) -> Result<Self, Error> {
+        let mut m = UserMount {
+            destination: check_destination(destination)?,
+            source,
+            fstype: None,
+            recursive: false,
+            read_only: false,
+            flags: 0,
+            propagation: 0,
+            data: String::new(),
+        };
+        m.set_options(options, false)?;
+        Ok(m)
+    }
+
+    /// A file system mount (`tmpfs`) at `destination`; options that are not
+    /// flags are passed to the file system.
+    pub fn fs(
+        fstype: &str,
+        source: &str,
+        destination: &str,
+        options: &[String],
+    ) -> Result<Self, Error> {
+        let mut m = UserMount {
+            destination: check_destination(destination)?,
+            source: source.into(),
+            fstype: Some(fstype.to_string()),
+            recursive: false,
+            read_only: false,
+            flags: 0,
+            propagation: 0,
+            data: String::new(),
+        };
+        m.set_options(options, true)?;
+        Ok(m)
+    }
+
+    fn set_options(&mut self, options: &[String], fs_data: bool) -> Result<(), Error> {
+        let mut data: Vec<&str> = Vec::new();
+        for o in options {
+            let flag = |f: MsFlags| f.bits();
+            match o.as_str() {
+                "bind" => {}
+                "rbind" => self.recursive = true,
+                "ro" => self.read_only = true,
+                "rw" => self.read_only = false,
+                "nosuid" => self.flags |= flag(MsFlags::MS_NOSUID),
+                "nodev" => self.flags |= flag(MsFlags::MS_NODEV),
+                "noexec" => self.flags |= flag(MsFlags::MS_NOEXEC),
+                "suid" => self.flags &= !flag(MsFlags::MS_NOSUID),
+                "dev" => self.flags &= !flag(MsFlags::MS_NODEV),
+                "exec" => self.flags &= !flag(MsFlags::MS_NOEXEC),
+                "strictatime" => self.flags |= flag(MsFlags::MS_STRICTATIME),
+                "relatime" | "norelatime" | "atime" | "noatime" | "defaults" => {}
+                p if propagation(p).is_some() => {
+                    self.propagation = propagation(p).map(flag).unwrap_or(0)
+                }
+                other if fs_data && !other.is_empty() => data.push(other),
+                other => {
+                    return Err(Error::Option {
+                        destination: self.destination.clone(),
+                        option: other.to_string(),
+                    })
+                }
+            }
+        }
+        self.data = data.join(",");
+        Ok(())
+    }
+}
+
+fn propagation(name: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+fn check_destination(dest: &str) -> Result<String, Error> {
+    let p = Path::new(dest);
+    let ok = p.is_absolute()
+        && p.components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir))
+        && p.components().count() > 1;
+    if ok {
+        Ok(dest.to_string())
+    } else {
+        Err(Error::Destination(dest.to_string()))
+    }
+}
+
+/// The standard mount destinations the launcher always makes itself; a
+/// bundle's entries for them are not applied again.
+pub const STANDARD_DESTINATIONS: [&str; 7] = [
+    "/proc",
+    "/sys",
+    "/sys/fs/cgroup",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+];
+
+/// Resolves `dest` (absolute, in the container) against the image `root`
+/// the way the container will see it: symbolic links in the image are
+/// followed inside `root`, never out of it (an absolute link restarts at
+/// `root`, `..` stops there). Returns the path relative to the root.
+pub fn resolve_in_root(root: &Path, dest: &str) -> PathBuf {
+    let mut todo: Vec<std::ffi::OsString> = Path::new(dest)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_os_string()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done = PathBuf::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        let candidate = done.join(&part);
+        match std::fs::read_link(root.join(&candidate)) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    done = PathBuf::new();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(n) => todo.push(n.to_os_string()),
+                        std::path::Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => done = candidate,
+        }
+    }
+    done
 }
 
 /// runc's default masked paths.
@@ -92,6 +289,21 @@ pub enum MountStep {
     ReadOnly(PathBuf),
     /// Remounts `/` read-only.
     ReadOnlyRoot,
+    /// Bind-mounts a host path (creating the target, a directory or an
+    /// empty file like the source), then applies the read-only and other
+    /// flags (a remount) and the propagation.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Where, below the new root.
+        target: PathBuf,
+        /// `rbind`.
+        recursive: bool,
+        /// Flags for the remount (`MS_RDONLY`, `MS_NOSUID`, ...); empty: none.
+        flags: MsFlags,
+        /// Propagation flags; empty: leave it.
+        propagation: MsFlags,
+    },
 }
 
 /// What the plan needs to know.
@@ -109,6 +321,8 @@ pub struct RootfsConfig<'a> {
     pub masked: &'a [String],
     /// Paths to make read-only.
     pub readonly: &'a [String],
+    /// The user's mounts, in order.
+    pub mounts: &'a [UserMount],
 }
 
 fn mount(source: &str, target: PathBuf, fstype: &str, flags: MsFlags, data: &str) -> MountStep {
@@ -217,6 +431,30 @@ pub fn mount_plan(cfg: &RootfsConfig<'_>) -> Result<Vec<MountStep>, Error> {
             link: root.join("dev").join(link),
         });
     }
+    for m in cfg.mounts {
+        let target = root.join(resolve_in_root(cfg.rootfs, &m.destination));
+        let mut flags = MsFlags::from_bits_truncate(m.flags);
+        if m.read_only {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        let propagation = MsFlags::from_bits_truncate(m.propagation);
+        match &m.fstype {
+            None => steps.push(MountStep::Bind {
+                source: m.source.clone(),
+                target,
+                recursive: m.recursive,
+                flags,
+                propagation,
+            }),
+            Some(fstype) => steps.push(MountStep::Mount {
+                source: m.source.to_string_lossy().into_owned(),
+                target,
+                fstype: fstype.clone(),
+                flags,
+                data: m.data.clone(),
+            }),
+        }
+    }
     steps.push(MountStep::PivotRoot { new_root: root });
     steps.extend(cfg.masked.iter().map(|p| MountStep::Mask(p.into())));
     steps.extend(cfg.readonly.iter().map(|p| MountStep::ReadOnly(p.into())));
@@ -279,6 +517,13 @@ impl std::fmt::Display for StepError<'_> {
             MountStep::Mask(p) => write!(f, "cannot mask {}: {e}", p.display()),
             MountStep::ReadOnly(p) => write!(f, "cannot make {} read-only: {e}", p.display()),
             MountStep::ReadOnlyRoot => write!(f, "cannot remount / read-only: {e}"),
+            MountStep::Bind { source, target, .. } => write!(
+                f,
+                "cannot {} bind mount {} at {}: {e}",
+                self.part,
+                source.display(),
+                target.display()
+            ),
         }
     }
 }
@@ -338,6 +583,13 @@ fn apply_one(step: &MountStep) -> StepResult {
             Err(e) => Err(("symlink", io_errno(e))),
         },
         MountStep::PivotRoot { new_root } => pivot(new_root),
+        MountStep::Bind {
+            source,
+            target,
+            recursive,
+            flags,
+            propagation,
+        } => bind(source, target, *recursive, *flags, *propagation),
         MountStep::Mask(path) => mask(path),
         MountStep::ReadOnly(path) => read_only(path),
         MountStep::ReadOnlyRoot => sys_mount(
@@ -349,6 +601,64 @@ fn apply_one(step: &MountStep) -> StepResult {
         )
         .map_err(part("remount")),
     }
+}
+
+fn bind(
+    source: &Path,
+    target: &Path,
+    recursive: bool,
+    flags: MsFlags,
+    propagation: MsFlags,
+) -> StepResult {
+    let none: Option<&str> = None;
+    let is_dir = std::fs::metadata(source)
+        .map(|m| m.is_dir())
+        .map_err(|e| ("stat the source of", io_errno(e)))?;
+    if is_dir {
+        mkdir(target);
+    } else if std::fs::symlink_metadata(target).is_err() {
+        if let Some(parent) = target.parent() {
+            mkdir(parent);
+        }
+        let _ = std::fs::File::create(target);
+    }
+    let mut bind = MsFlags::MS_BIND;
+    if recursive {
+        bind |= MsFlags::MS_REC;
+    }
+    nix::mount::mount(Some(source), target, none, bind, none).map_err(|e| ("make", e))?;
+    if !flags.is_empty() {
+        // A bind mount takes its flags only on a remount, which must keep
+        // the flags the kernel locked (a mount from another user namespace).
+        let locked = nix::sys::statvfs::statvfs(target)
+            .map(|s| statvfs_flags(s.flags()))
+            .unwrap_or(MsFlags::empty());
+        let re = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked;
+        nix::mount::mount(none, target, none, re, none).map_err(|e| ("remount", e))?;
+    }
+    if !propagation.is_empty() {
+        nix::mount::mount(none, target, none, propagation, none)
+            .map_err(|e| ("set the propagation of", e))?;
+    }
+    Ok(())
+}
+
+fn statvfs_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let mut out = MsFlags::empty();
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(st) {
+            out |= ms;
+        }
+    }
+    out
 }
 
 fn mkdir(path: &Path) {
@@ -422,6 +732,7 @@ mod tests {
             read_only,
             masked,
             readonly: ro,
+            mounts: &[],
         }
     }
 
@@ -500,6 +811,64 @@ mod tests {
         assert!(steps.iter().any(
             |s| matches!(s, MountStep::Mount { fstype, data, .. } if fstype == "devpts" && !data.contains("gid="))
         ));
+    }
+
+    #[test]
+    fn user_mounts_come_before_the_pivot_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("usr/data")).unwrap();
+        std::os::unix::fs::symlink("/usr/data", tmp.path().join("data")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", tmp.path().join("esc")).unwrap();
+        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mounts = [
+            UserMount::bind("/srv/a".into(), "/data/x", &opts(&["rbind", "ro"])).unwrap(),
+            UserMount::fs("tmpfs", "tmpfs", "/esc/t", &opts(&["nosuid", "size=1m"])).unwrap(),
+        ];
+        let mut c = cfg(&[], &[], false);
+        c.rootfs = tmp.path();
+        c.mounts = &mounts;
+        let steps = mount_plan(&c).unwrap();
+        let n = steps.len();
+        assert!(matches!(steps[n - 1], MountStep::PivotRoot { .. }));
+        assert_eq!(
+            steps[n - 3],
+            MountStep::Bind {
+                source: "/srv/a".into(),
+                target: "/run/vclab/c1/root/usr/data/x".into(),
+                recursive: true,
+                flags: MsFlags::MS_RDONLY,
+                propagation: MsFlags::empty(),
+            },
+            "the symlink /data is followed inside the rootfs"
+        );
+        assert!(
+            matches!(&steps[n - 2], MountStep::Mount { target, data, flags, .. }
+                if target == Path::new("/run/vclab/c1/root/etc/t") && data == "size=1m"
+                    && *flags == MsFlags::MS_NOSUID),
+            "'..' stops at the root: {:?}",
+            steps[n - 2]
+        );
+    }
+
+    #[test]
+    fn bad_mounts_are_refused() {
+        for d in ["data", "/a/../b", "/"] {
+            assert!(
+                matches!(
+                    UserMount::bind("/x".into(), d, &[]),
+                    Err(Error::Destination(_))
+                ),
+                "{d}"
+            );
+        }
+        let e = UserMount::bind("/x".into(), "/d", &["bogus".into()]).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let m = UserMount::bind("/x".into(), "/d", &["rprivate".into(), "nodev".into()]).unwrap();
+        assert_eq!(
+            m.propagation,
+            (MsFlags::MS_PRIVATE | MsFlags::MS_REC).bits()
+        );
+        assert_eq!(m.flags, MsFlags::MS_NODEV.bits());
     }
 
     #[test]

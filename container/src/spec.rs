@@ -2,11 +2,15 @@
 //! [`ContainerConfig`](crate::ContainerConfig).
 //!
 //! Supported: root (path, readonly), process (args, env, cwd, user,
-//! capabilities, noNewPrivileges), hostname, linux.namespaces (pid, mount,
-//! uts, ipc, network, cgroup; no paths), linux.resources (memory.limit,
-//! cpu.quota/period, pids.limit), maskedPaths, readonlyPaths. The standard
-//! /proc, /sys, /dev mounts are always made; other `mounts` entries, hooks,
-//! seccomp and terminal mode are not supported.
+//! capabilities, noNewPrivileges, terminal), hostname, annotations,
+//! linux.namespaces (pid, mount, uts, ipc, network, cgroup; no paths),
+//! linux.resources (memory.limit, cpu.quota/period, pids.limit), maskedPaths,
+//! readonlyPaths, `mounts` of type bind (options ro, rbind, nosuid, nodev,
+//! noexec, propagation) and tmpfs, hooks (prestart, createRuntime,
+//! poststart, poststop). The standard /proc, /sys, /dev mounts are always
+//! made (the bundle's entries for them are not applied again); other mount
+//! types, createContainer/startContainer hooks, seccomp and rlimits are not
+//! supported (rlimits and seccomp are ignored).
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +18,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::caps::CapSet;
 use crate::cgroups::Limits;
+use crate::hooks::{Hook, Hooks};
 use crate::namespaces::Namespace;
+use crate::rootfs::UserMount;
 use crate::size::CPU_PERIOD_US;
 use crate::ContainerConfig;
 
@@ -44,6 +50,22 @@ pub enum Error {
         path: PathBuf,
         /// What.
         what: String,
+    },
+    /// A mount entry is unusable.
+    #[error("{path}: {source}")]
+    Mount {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: crate::rootfs::Error,
+    },
+    /// A hook's path is not absolute.
+    #[error("{path}: hook path {hook} must be absolute")]
+    Hook {
+        /// The file.
+        path: PathBuf,
+        /// The hook's path.
+        hook: PathBuf,
     },
     /// A capability name is invalid.
     #[error("{path}: {source}")]
@@ -86,12 +108,6 @@ pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerCon
         bundle.join(root.path())
     };
     let process = spec.process().as_ref().ok_or_else(|| missing("process"))?;
-    if process.terminal().unwrap_or(false) {
-        return Err(unsupported(
-            path,
-            "process.terminal = true (set it to false)",
-        ));
-    }
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         return Err(missing("process.args"));
@@ -105,6 +121,13 @@ pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerCon
     cfg.additional_gids = process.user().additional_gids().clone().unwrap_or_default();
     cfg.no_new_privileges = process.no_new_privileges().unwrap_or(false);
     cfg.hostname = spec.hostname().clone();
+    cfg.terminal = process.terminal().unwrap_or(false);
+    cfg.bundle = Some(bundle.to_path_buf());
+    if let Some(a) = spec.annotations() {
+        cfg.annotations = a.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    cfg.mounts = user_mounts(spec, bundle, path)?;
+    cfg.hooks = hooks(spec, path)?;
     if let Some(caps) = process.capabilities() {
         // oci-spec prints a capability without its `CAP_` prefix, which
         // `from_names` accepts.
@@ -180,6 +203,104 @@ pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerCon
     Ok(cfg)
 }
 
+/// The bundle's bind and tmpfs mounts (the standard destinations are made
+/// by the launcher itself); a relative bind source is taken from the bundle.
+fn user_mounts(spec: &Spec, bundle: &Path, path: &Path) -> Result<Vec<UserMount>, Error> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        if crate::rootfs::STANDARD_DESTINATIONS.contains(&dest.as_str()) {
+            continue;
+        }
+        let options = m.options().clone().unwrap_or_default();
+        let typ = m.typ().as_deref().unwrap_or("");
+        let bad = |source| Error::Mount {
+            path: path.to_path_buf(),
+            source,
+        };
+        let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let mount = if is_bind {
+            let source = m.source().clone().unwrap_or_default();
+            let source = if source.is_absolute() {
+                source
+            } else {
+                bundle.join(source)
+            };
+            if !source.exists() {
+                return Err(bad(crate::rootfs::Error::Source(source)));
+            }
+            UserMount::bind(source, &dest, &options).map_err(bad)?
+        } else if typ == "tmpfs" {
+            let source = m
+                .source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned());
+            UserMount::fs(
+                "tmpfs",
+                source.as_deref().unwrap_or("tmpfs"),
+                &dest,
+                &options,
+            )
+            .map_err(bad)?
+        } else {
+            return Err(unsupported(
+                path,
+                format!("a mount of type {typ:?} at {dest} (bind and tmpfs are)"),
+            ));
+        };
+        out.push(mount);
+    }
+    Ok(out)
+}
+
+fn hook_list(list: &Option<Vec<oci_spec::runtime::Hook>>) -> Vec<Hook> {
+    list.iter()
+        .flatten()
+        .map(|h| Hook {
+            path: h.path().clone(),
+            args: h.args().clone().unwrap_or_default(),
+            env: h.env().clone().unwrap_or_default(),
+            timeout: h.timeout().and_then(|t| u64::try_from(t).ok()),
+        })
+        .collect()
+}
+
+/// The hooks the launcher runs; createContainer and startContainer (which
+/// run inside the container) are refused.
+fn hooks(spec: &Spec, path: &Path) -> Result<Hooks, Error> {
+    let Some(h) = spec.hooks() else {
+        return Ok(Hooks::default());
+    };
+    let has = |l: &Option<Vec<oci_spec::runtime::Hook>>| l.as_ref().is_some_and(|v| !v.is_empty());
+    if has(h.create_container()) || has(h.start_container()) {
+        return Err(unsupported(
+            path,
+            "createContainer and startContainer hooks (createRuntime, poststart, poststop are)",
+        ));
+    }
+    let all = hook_list(h.prestart())
+        .into_iter()
+        .chain(hook_list(h.create_runtime()));
+    for hook in hook_list(h.prestart())
+        .iter()
+        .chain(&hook_list(h.create_runtime()))
+        .chain(&hook_list(h.poststart()))
+        .chain(&hook_list(h.poststop()))
+    {
+        if !hook.path.is_absolute() {
+            return Err(Error::Hook {
+                path: path.to_path_buf(),
+                hook: hook.path.clone(),
+            });
+        }
+    }
+    Ok(Hooks {
+        create_runtime: all.collect(),
+        poststart: hook_list(h.poststart()),
+        poststop: hook_list(h.poststop()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,12 +367,60 @@ mod tests {
     }
 
     #[test]
-    fn terminal_rejected() {
-        let json = default_json(|v| v["process"]["terminal"] = serde_json::json!(true));
+    fn terminal_mounts_hooks_map() {
+        let src = tempfile::tempdir().unwrap();
+        let json = default_json(|v| {
+            v["process"]["terminal"] = serde_json::json!(true);
+            v["annotations"] = serde_json::json!({"a": "b"});
+            let mounts = v["mounts"].as_array_mut().unwrap();
+            mounts.push(serde_json::json!({"destination": "/data", "type": "bind",
+                "source": src.path(), "options": ["rbind", "ro"]}));
+            mounts.push(
+                serde_json::json!({"destination": "/scratch", "type": "tmpfs",
+                "source": "tmpfs", "options": ["nosuid", "size=1m"]}),
+            );
+            v["hooks"] = serde_json::json!({
+                "prestart": [{"path": "/bin/p"}],
+                "createRuntime": [{"path": "/bin/c", "args": ["c", "1"], "timeout": 3}],
+                "poststop": [{"path": "/bin/s", "env": ["A=1"]}]
+            });
+        });
         let b = write_bundle(&json);
-        assert!(matches!(
-            load_bundle(b.path()),
-            Err(Error::Unsupported { .. })
-        ));
+        let cfg = load_bundle(b.path()).unwrap();
+        assert!(cfg.terminal);
+        assert_eq!(cfg.annotations.get("a").map(String::as_str), Some("b"));
+        assert_eq!(cfg.mounts.len(), 2, "standard destinations are skipped");
+        assert!(cfg.mounts[0].read_only && cfg.mounts[0].recursive);
+        assert_eq!(cfg.mounts[1].fstype.as_deref(), Some("tmpfs"));
+        assert_eq!(cfg.mounts[1].data, "size=1m");
+        let paths: Vec<_> = cfg
+            .hooks
+            .create_runtime
+            .iter()
+            .map(|h| h.path.clone())
+            .collect();
+        assert_eq!(paths, [PathBuf::from("/bin/p"), PathBuf::from("/bin/c")]);
+        assert_eq!(cfg.hooks.create_runtime[1].timeout, Some(3));
+        assert_eq!(cfg.hooks.poststop[0].env, ["A=1"]);
+    }
+
+    #[test]
+    fn bad_mounts_and_hooks_rejected() {
+        for tweak in [
+            serde_json::json!({"mounts": [{"destination": "/x", "type": "bind",
+                "source": "/nonexistent/src", "options": ["bind"]}]}),
+            serde_json::json!({"mounts": [{"destination": "/x", "type": "nfs", "source": "h:/"}]}),
+            serde_json::json!({"hooks": {"startContainer": [{"path": "/bin/x"}]}}),
+            serde_json::json!({"hooks": {"poststart": [{"path": "rel"}]}}),
+        ] {
+            let json = default_json(|v| {
+                for (k, val) in tweak.as_object().unwrap() {
+                    v[k] = val.clone();
+                }
+            });
+            let b = write_bundle(&json);
+            let e = load_bundle(b.path()).unwrap_err();
+            assert!(e.to_string().contains("config.json"), "{e}");
+        }
     }
 }

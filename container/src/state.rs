@@ -1,10 +1,22 @@
-//! Per-run state under `/run/vclab/<id>/` (rootless: `$XDG_RUNTIME_DIR/vclab`
-//! or `/tmp/vclab-<uid>`): a `pid` file (launcher pid and start time, then
-//! the container's cgroup directories). In the container's mount namespace a
-//! tmpfs covers the directory and holds the overlay's `upper`, `work` and
-//! `root`, so the host never sees them. A launcher that
-//! dies without cleaning up (SIGKILL) leaves this behind; the next run sweeps
-//! entries whose launcher is gone.
+//! Per-container state under `/run/vclab/<id>/` (rootless: `$XDG_RUNTIME_DIR/vclab`
+//! or `/tmp/vclab-<uid>`):
+//! - `pid`: who owns the entry on the first line, then the container's cgroup
+//!   directories, one a line. The owner is the launcher (`<pid> <start time>`)
+//!   while it lives: an attached run, or `create` until it has finished. A
+//!   created (detached) container owns its entry itself
+//!   (`container <pid> <start time>`) until `delete`.
+//! - `state.json` ([`Record`]): the container's first process (pid and start
+//!   time, so a recycled pid is not mistaken for it), bundle, annotations,
+//!   creation time and the hooks that run later (poststart, poststop).
+//! - `exec.fifo` (created containers): the container's process blocks opening
+//!   it until `start` opens it for reading (runc's scheme); `start` removes it.
+//!
+//! In the container's mount namespace a tmpfs covers the directory and holds
+//! the overlay's `upper`, `work` and `root`, so the host never sees them. A
+//! launcher that dies without cleaning up (SIGKILL) leaves its entry behind;
+//! the next run (and `list`) sweeps entries whose launcher is gone. Entries of
+//! created containers are never swept: a container that has exited is
+//! `stopped` until `delete`, as with runc.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +35,91 @@ pub enum Error {
     /// A container with this id is already running.
     #[error("a container with id {0:?} already exists: choose another id")]
     Exists(String),
+    /// No container has this id.
+    #[error("container {0:?} does not exist: see `list` for the containers")]
+    NotFound(String),
+    /// The state record could not be read.
+    #[error("cannot read the state of container {id:?} ({path}): {reason}")]
+    Read {
+        /// The container id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The state record file in a container's directory.
+pub const RECORD: &str = "state.json";
+/// The FIFO a created container's process waits on until `start`.
+pub const FIFO: &str = "exec.fifo";
+
+/// A process identified by pid and start time (clock ticks since boot), so
+/// that a recycled pid is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Proc {
+    /// The pid (in the launcher's PID namespace).
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat`.
+    pub start: u64,
+}
+
+impl Proc {
+    /// `pid` with its start time read now.
+    pub fn of(pid: i32) -> Self {
+        Proc {
+            pid,
+            start: start_time(pid as u32).unwrap_or(0),
+        }
+    }
+
+    /// Whether the process still runs: same start time and not a zombie.
+    pub fn alive(&self) -> bool {
+        owner_alive(&format!("{} {}", self.pid, self.start))
+    }
+}
+
+/// A hook of the runtime spec, kept for the verbs that run it later.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Hook {
+    /// Absolute path of the program.
+    pub path: PathBuf,
+    /// argv, including argv[0] (the path when empty).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its environment (`KEY=VAL`), nothing else.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Seconds before it is killed (`None`: [`crate::hooks::DEFAULT_TIMEOUT`]).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// What `state.json` records about a container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// Container id.
+    pub id: String,
+    /// The container's first process.
+    pub init: Proc,
+    /// Created by `create` (or `run --detach`): no launcher waits for it.
+    pub detached: bool,
+    /// The bundle directory (with `--rootfs`: the rootfs).
+    pub bundle: PathBuf,
+    /// The bundle's annotations.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// Creation time, RFC 3339 UTC.
+    pub created: String,
+    /// The uid that created it.
+    pub owner_uid: u32,
+    /// Hooks run by `start` after the user's program started.
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    /// Hooks run when the container is deleted.
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
 }
 
 /// The state root for this user.
@@ -56,14 +153,16 @@ impl State {
     /// the container's own mount namespace.
     pub fn create(root: &Path, id: &str) -> Result<Self, Error> {
         let dir = root.join(id);
+        mark(root, id)?;
         if let Err(e) = std::fs::create_dir(&dir) {
             match e.kind() {
+                // The marker stays: the sweep drops it once it sees the
+                // entry is not a dead launcher's.
                 io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-                io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(root).map_err(create_err(root))?;
-                    std::fs::create_dir(&dir).map_err(create_err(&dir))?;
+                _ => {
+                    unmark(root, id.as_ref());
+                    return Err(create_err(&dir)(e));
                 }
-                _ => return Err(create_err(&dir)(e)),
             }
         }
         Ok(State { dir })
@@ -82,10 +181,323 @@ impl State {
         std::fs::write(&path, text).map_err(create_err(&path))
     }
 
+    /// Hands the entry from the launcher to the container's own process
+    /// `init` (a created container, which lives until `delete`): rewrites the
+    /// `pid` file's first line as `container <pid> <start>`.
+    pub fn hand_over(&self, init: Proc, cgroup_dirs: &[PathBuf]) -> Result<(), Error> {
+        let mut text = format!("container {} {}\n", init.pid, init.start);
+        for d in cgroup_dirs {
+            text.push_str(&d.to_string_lossy());
+            text.push('\n');
+        }
+        write_atomic(&self.dir, "pid", text.as_bytes())?;
+        if let (Some(root), Some(id)) = (self.dir.parent(), self.dir.file_name()) {
+            unmark(root, id);
+        }
+        Ok(())
+    }
+
+    /// An attached run: adds the container's process to the owner line
+    /// (`<launcher pid> <start> <container pid> <start>`; readers of the
+    /// owner take the first two words).
+    pub fn set_init(&self, init: Proc, cgroup_dirs: &[PathBuf]) -> Result<(), Error> {
+        let me = std::process::id();
+        let mut text = format!(
+            "{me} {} {} {}\n",
+            start_time(me).unwrap_or(0),
+            init.pid,
+            init.start
+        );
+        for d in cgroup_dirs {
+            text.push_str(&d.to_string_lossy());
+            text.push('\n');
+        }
+        write_atomic(&self.dir, "pid", text.as_bytes())
+    }
+
+    /// Writes `state.json` (atomically: readers never see half a record).
+    pub fn write_record(&self, record: &Record) -> Result<(), Error> {
+        let text = serde_json::to_vec(record).map_err(|e| Error::Create {
+            path: self.dir.join(RECORD),
+            source: e.into(),
+        })?;
+        write_atomic(&self.dir, RECORD, &text)
+    }
+
+    /// Makes `exec.fifo` (mode 0622: the container's user, whoever it is,
+    /// can open it for writing) and opens it with `O_PATH`, for the
+    /// container's process to reopen through `/proc/self/fd` once the
+    /// directory is hidden under its tmpfs.
+    pub fn make_fifo(&self) -> Result<std::os::fd::OwnedFd, Error> {
+        use nix::sys::stat::Mode;
+        let path = self.dir.join(FIFO);
+        let err = |e: nix::errno::Errno| Error::Create {
+            path: path.clone(),
+            source: e.into(),
+        };
+        nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622)).map_err(err)?;
+        // mkfifo applies the umask: set the mode as meant.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622))
+            .map_err(create_err(&path))?;
+        nix::fcntl::open(
+            &path,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)
+    }
+
     /// Deletes the directory tree.
     pub fn remove(&self) {
         remove_tree(&self.dir);
+        if let (Some(root), Some(id)) = (self.dir.parent(), self.dir.file_name()) {
+            unmark(root, id);
+        }
     }
+}
+
+/// The directory of launcher markers under the state root: one empty file
+/// per entry a launcher owns (made before the entry, removed when the entry
+/// goes or a created container takes it over), so that the sweep every run
+/// makes visits those entries only, not every created container's
+/// (thousands, in a density ramp). Removed when empty.
+const MARKS: &str = ".launchers";
+
+fn mark(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = root.join(MARKS);
+    let path = dir.join(id);
+    let mut last = None;
+    // A concurrent `unmark` may remove the (empty) directory in between.
+    for _ in 0..10 {
+        match std::fs::File::create(&path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(create_err(&dir))?;
+                last = Some(e);
+            }
+            Err(e) => return Err(create_err(&path)(e)),
+        }
+    }
+    Err(create_err(&path)(
+        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    ))
+}
+
+fn unmark(root: &Path, id: &std::ffi::OsStr) {
+    let dir = root.join(MARKS);
+    let _ = std::fs::remove_file(dir.join(id));
+    let _ = std::fs::remove_dir(&dir);
+}
+
+impl Record {
+    /// The OCI state with `status` (pid 0 when stopped).
+    pub fn oci_state(&self, status: ContainerStatus) -> OciState {
+        OciState {
+            oci_version: vclab_contract::container::OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            status,
+            pid: if status == ContainerStatus::Stopped {
+                0
+            } else {
+                self.init.pid
+            },
+            bundle: self.bundle.to_string_lossy().into_owned(),
+            annotations: self.annotations.clone(),
+            created: Some(self.created.clone()),
+        }
+    }
+}
+
+/// Writes `dir/name` through a temporary file and a rename.
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), Error> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    std::fs::write(&tmp, data).map_err(create_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(create_err(&path))
+}
+
+/// One container's entry as the lifecycle verbs see it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Container id (the directory's name).
+    pub id: String,
+    /// The `pid` file's text (owner line, then cgroup directories).
+    pub owner: String,
+    /// `state.json`, once written.
+    pub record: Option<Record>,
+}
+
+impl Entry {
+    /// Reads the entry of container `id` under `root`.
+    pub fn open(root: &Path, id: &str) -> Result<Self, Error> {
+        let dir = root.join(id);
+        if id.is_empty() || id.contains('/') || !dir.is_dir() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
+        let path = dir.join(RECORD);
+        let record = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| Error::Read {
+                id: id.to_string(),
+                path: path.clone(),
+                reason: e.to_string(),
+            })?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::Read {
+                    id: id.to_string(),
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        Ok(Entry {
+            dir,
+            id: id.to_string(),
+            owner,
+            record,
+        })
+    }
+
+    /// The container's process: from the record, or (an attached run) the
+    /// owner line's third and fourth words.
+    pub fn init(&self) -> Option<Proc> {
+        if let Some(r) = &self.record {
+            return Some(r.init);
+        }
+        if self.container_owned() {
+            return None;
+        }
+        let mut w = self.owner.lines().next()?.split_whitespace().skip(2);
+        Some(Proc {
+            pid: w.next()?.parse().ok()?,
+            start: w.next()?.parse().ok()?,
+        })
+    }
+
+    /// The status: `creating` before the container's process is known;
+    /// while it lives `created` (its `exec.fifo` is still there) or
+    /// `running`; `stopped` once it has exited.
+    pub fn status(&self) -> ContainerStatus {
+        match self.init() {
+            None => ContainerStatus::Creating,
+            Some(p) if !p.alive() => ContainerStatus::Stopped,
+            Some(_) if self.record.is_some() && self.dir.join(FIFO).exists() => {
+                ContainerStatus::Created
+            }
+            Some(_) => ContainerStatus::Running,
+        }
+    }
+
+    /// The container's cgroup directories (the `pid` file after its first line).
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.owner
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    }
+
+    /// Whether a launcher still owns the entry (an attached run, or a
+    /// `create` in progress).
+    pub fn launcher_alive(&self) -> bool {
+        let first = self.owner.lines().next().unwrap_or("");
+        !self.container_owned() && owner_alive(first)
+    }
+
+    /// Whether a created container owns the entry (kept until `delete`).
+    pub fn container_owned(&self) -> bool {
+        self.owner.starts_with(CONTAINER_OWNED)
+    }
+
+    /// The OCI state (pid 0 once stopped, as runc). An attached run without
+    /// a record has no bundle or creation time to show.
+    pub fn oci_state(&self) -> OciState {
+        let status = self.status();
+        if let Some(r) = &self.record {
+            let mut st = r.oci_state(status);
+            st.id = self.id.clone();
+            return st;
+        }
+        OciState {
+            oci_version: vclab_contract::container::OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            status,
+            pid: match (status, self.init()) {
+                (ContainerStatus::Running, Some(p)) => p.pid,
+                _ => 0,
+            },
+            bundle: String::new(),
+            annotations: Default::default(),
+            created: None,
+        }
+    }
+
+    /// Removes the entry: mounts below it, its cgroups (tasks killed
+    /// first), the directory.
+    pub fn remove(&self) {
+        remove_entry(&self.dir, &self.owner);
+    }
+}
+
+/// The OCI state and status types (defined in `vclab-contract`).
+pub use vclab_contract::container::{ContainerStatus, OciState};
+
+/// The `pid` file's first word for an entry a created container owns.
+const CONTAINER_OWNED: &str = "container ";
+
+/// The entries under `root` that hold a container (skipping the harness's
+/// and other foreign directories), sorted by id.
+pub fn entries(root: &Path) -> Vec<Entry> {
+    let Ok(dir) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    ids.sort();
+    ids.iter()
+        .filter_map(|id| Entry::open(root, id).ok())
+        .filter(|e| e.record.is_some() || e.owner.starts_with(|c: char| c.is_ascii_digit()))
+        .filter(|e| e.record.is_some() || !e.id.starts_with("harness-"))
+        .collect()
+}
+
+/// Now as RFC 3339 UTC with nanoseconds (`2026-12-01T09:12:00.123456789Z`).
+pub fn rfc3339_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs(), d.subsec_nanos())
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC.
+pub fn rfc3339(secs: u64, nanos: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Removes a state directory. overlayfs leaves `work/work` with mode 000,
@@ -140,37 +552,83 @@ const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Removes what dead launchers left under `root`: mounts below their
 /// directory (detached), their cgroups (tasks killed first), their
-/// directory. Returns the ids swept. Entries of live launchers, and fresh
-/// entries without a pid file yet, are left alone.
+/// directory. Returns the ids swept. Entries of live launchers, of created
+/// containers (kept until `delete`), and fresh entries without a pid file
+/// yet, are left alone. It visits the entries launchers marked (see
+/// [`MARKS`]) and the harness's `harness-*` entries, so its cost does not
+/// grow with the number of created containers; [`sweep_all`] visits every
+/// entry.
 pub fn sweep(root: &Path) -> Vec<String> {
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(root.join(MARKS))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    if let Ok(d) = std::fs::read_dir(root) {
+        names.extend(
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with("harness-")),
+        );
+    }
+    names.sort();
+    names.dedup();
+    names
+        .iter()
+        .filter(|n| sweep_one(root, n))
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// [`sweep`] over every entry under `root` (also entries older launchers
+/// did not mark); `list` uses it.
+pub fn sweep_all(root: &Path) -> Vec<String> {
+    let mut swept = sweep(root);
     let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
+        return swept;
     };
-    let mut swept = Vec::new();
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let owner = match std::fs::read_to_string(dir.join("pid")) {
-            Ok(text) => text,
-            Err(_) => {
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > ORPHAN_AGE);
-                if !old {
-                    continue;
-                }
-                String::new()
-            }
-        };
-        if owner_alive(owner.lines().next().unwrap_or("")) {
-            continue;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with('.') && sweep_one(root, &name) {
+            swept.push(name.to_string_lossy().into_owned());
         }
-        remove_entry(&dir, &owner);
-        swept.push(entry.file_name().to_string_lossy().into_owned());
     }
     swept
+}
+
+fn older_than_orphan_age(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > ORPHAN_AGE)
+}
+
+/// Sweeps the entry `name` if a dead launcher left it; true if it did.
+fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
+    let dir = root.join(name);
+    if !dir.is_dir() {
+        // A marker without an entry: a launcher killed right after marking.
+        let marker = root.join(MARKS).join(name);
+        if older_than_orphan_age(&marker) {
+            unmark(root, name);
+        }
+        return false;
+    }
+    let owner = match std::fs::read_to_string(dir.join("pid")) {
+        Ok(text) => text,
+        Err(_) if older_than_orphan_age(&dir) => String::new(),
+        Err(_) => return false,
+    };
+    let first = owner.lines().next().unwrap_or("");
+    // A created container keeps its entry, stopped or not, until `delete`.
+    if first.starts_with(CONTAINER_OWNED) {
+        unmark(root, name);
+        return false;
+    }
+    if owner_alive(first) {
+        return false;
+    }
+    remove_entry(&dir, &owner);
+    true
 }
 
 /// Removes one state entry whose owner is gone: mounts below `dir`
@@ -184,6 +642,9 @@ pub fn remove_entry(dir: &Path, owner: &str) {
         let _ = crate::cgroups::remove_dir(cg);
     }
     remove_tree(dir);
+    if let (Some(root), Some(id)) = (dir.parent(), dir.file_name()) {
+        unmark(root, id);
+    }
 }
 
 fn unmount_below(dir: &Path) {
@@ -254,11 +715,75 @@ mod tests {
         .unwrap();
         let fresh = tmp.path().join("fresh");
         std::fs::create_dir(&fresh).unwrap();
-        assert_eq!(sweep(tmp.path()), vec!["dead".to_string()]);
+        // Not marked: only the full sweep visits it.
+        assert!(sweep(tmp.path()).is_empty());
+        assert_eq!(sweep_all(tmp.path()), vec!["dead".to_string()]);
         assert!(!dead.exists());
         assert!(!gone_cg.exists());
         assert!(live.dir.exists());
         assert!(fresh.exists());
+        // A marked entry of a dead launcher: the quick sweep finds it, and
+        // drops its marker (the marker directory goes when empty).
+        let killed = State::create(tmp.path(), "killed").unwrap();
+        std::fs::write(killed.dir.join("pid"), "99999999 5\n").unwrap();
+        assert!(tmp.path().join(MARKS).join("killed").exists());
+        assert_eq!(sweep(tmp.path()), vec!["killed".to_string()]);
+        assert!(!killed.dir.exists());
+        assert!(tmp.path().join(MARKS).join("live").exists());
+        live.remove();
+        assert!(
+            !tmp.path().join(MARKS).exists(),
+            "empty marker directory removed"
+        );
+    }
+
+    #[test]
+    fn created_containers_are_not_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = State::create(tmp.path(), "det").unwrap();
+        s.hand_over(
+            Proc {
+                pid: 99_999_999,
+                start: 5,
+            },
+            &[],
+        )
+        .unwrap();
+        assert!(sweep(tmp.path()).is_empty());
+        let e = Entry::open(tmp.path(), "det").unwrap();
+        assert!(!e.launcher_alive());
+        assert_eq!(e.status(), ContainerStatus::Creating, "no record yet");
+        let rec = Record {
+            id: "det".into(),
+            init: Proc {
+                pid: 99_999_999,
+                start: 5,
+            },
+            detached: true,
+            bundle: "/b".into(),
+            annotations: Default::default(),
+            created: rfc3339(0, 0),
+            owner_uid: 0,
+            poststart: Vec::new(),
+            poststop: Vec::new(),
+        };
+        s.write_record(&rec).unwrap();
+        let e = Entry::open(tmp.path(), "det").unwrap();
+        assert_eq!(e.status(), ContainerStatus::Stopped);
+        let st = e.oci_state();
+        assert_eq!((st.pid, st.bundle.as_str()), (0, "/b"));
+        assert_eq!(entries(tmp.path()).len(), 1);
+        assert!(matches!(
+            Entry::open(tmp.path(), "nope"),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_798_761_599, 0), "2026-12-31T23:59:59.000000000Z");
     }
 
     #[test]

@@ -118,6 +118,63 @@ pub struct RunReport {
     pub launcher_peak_rss_kib: Option<u64>,
 }
 
+/// A container's status in the OCI state (runtime-spec `runtime.md`, "State"): `creating` while
+/// `create` runs, `created` until `start`, `running`, then `stopped` once its process has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum ContainerStatus {
+    /// Being created (`create` has not finished).
+    Creating,
+    /// Created: its process waits for `start`.
+    Created,
+    /// Running the user's program.
+    Running,
+    /// Its process has exited; the state stays until `delete`.
+    Stopped,
+}
+
+names!(ContainerStatus, "container status", {
+    Creating => "creating",
+    Created => "created",
+    Running => "running",
+    Stopped => "stopped",
+});
+
+/// The OCI state of one container, as `vclab-container state ID` prints it and hooks read it on
+/// their stdin (runtime-spec `runtime.md`, "State"; `created` is runc's extra field).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct OciState {
+    /// The runtime-spec version the state follows.
+    #[cfg_attr(feature = "serde", serde(rename = "ociVersion"))]
+    pub oci_version: alloc::string::String,
+    /// Container id.
+    pub id: alloc::string::String,
+    /// Status.
+    pub status: ContainerStatus,
+    /// The container's first process on the host (0 once stopped, as runc).
+    pub pid: i32,
+    /// Absolute path of the bundle (with `--rootfs`: the rootfs directory).
+    pub bundle: alloc::string::String,
+    /// The bundle's annotations.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub annotations: alloc::collections::BTreeMap<alloc::string::String, alloc::string::String>,
+    /// Creation time, RFC 3339 UTC.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub created: Option<alloc::string::String>,
+}
+
+/// The runtime-spec version [`OciState::oci_version`] names.
+pub const OCI_VERSION: &str = "1.0.2";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +199,9 @@ mod tests {
         }
         for p in Placement::ALL {
             assert_eq!(serde_json::to_string(p).unwrap(), std::format!("\"{p}\""));
+        }
+        for s in ContainerStatus::ALL {
+            assert_eq!(serde_json::to_string(s).unwrap(), std::format!("\"{s}\""));
         }
     }
 

@@ -3,8 +3,9 @@
 //! (cpuid → msrs → regs → sregs → fpu → lapic) → devices → run loop → report.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-use vmm_sys_util::signal::{Killable, SIGRTMIN};
+use vmm_sys_util::signal::Killable;
 
 use crate::config::{Output, StopAt, VmConfig, VmReport};
 use crate::devices::serial::{self, IrqTrigger};
@@ -21,11 +22,12 @@ use crate::exit::{EndReason, Policy};
 use crate::host::KvmKind;
 use crate::loader::{self, KernelFormat};
 use crate::vcpu::{self, Shared};
-use crate::{cache, cmdline, cpuid, kvm, layout, memory, mptable, procstat, regs};
+use crate::{cache, cmdline, cpuid, kvm, layout, memory, mptable, procstat, regs, signals};
 
 /// The marker the lab's own Linux kernel carries in its version string.
 pub const LAB_KERNEL_MARKER: &str = "vclab";
-/// How long the VMM waits for kicked vCPU threads before giving up on them.
+/// How long the VMM waits for kicked vCPU threads before giving up on them
+/// (a kicked thread leaves within one KVM_RUN return; this is a safety net).
 const JOIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Errors of setting up and running a VM.
@@ -77,6 +79,12 @@ pub enum Error {
     /// The serial interrupt eventfd.
     #[error("cannot set up the serial interrupt (eventfd/irqfd): {0}")]
     SerialIrq(String),
+    /// Signal handlers, masks or the timeout timer.
+    #[error(transparent)]
+    Signals(#[from] signals::Error),
+    /// The eventfd that wakes the main thread when a vCPU thread ends.
+    #[error("cannot create the vCPU wake-up eventfd: {0}")]
+    Wake(std::io::Error),
     /// A vCPU thread could not be started.
     #[error("cannot start the thread of vCPU {vcpu}: {err}")]
     Thread {
@@ -97,6 +105,9 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
         return Err(mptable::Error::TooManyVcpus(config.vcpus).into());
     }
     memory::check_size(config.mem_mib)?;
+    // Signals first, so a SIGINT during set-up already ends the run cleanly.
+    signals::take_pending();
+    signals::install(config.stop_signals)?;
     let kind = config.kvm_kind.unwrap_or_else(KvmKind::detect);
     let (mut kernel_file, info) = loader::probe(&config.kernel)?;
     let linux = config.linux_compat.unwrap_or(info.is_linux);
@@ -262,6 +273,9 @@ fn load_guest(
     info: &loader::KernelInfo,
 ) -> Result<LoadedGuest, Error> {
     let mem = memory::create(config.mem_mib)?;
+    if config.hugepages {
+        memory::advise_hugepages(&mem)?;
+    }
     memory::register(vm, &mem)?;
     let loaded = loader::load_kernel(&mem, &config.kernel, kernel_file, info, config.mem_mib)?;
     let initrd = match &config.initrd {
@@ -277,24 +291,77 @@ fn load_guest(
     Ok((mem, loaded, initrd))
 }
 
-/// Starts one thread per vCPU, waits for the first ending event or the
-/// timeout, then stops and joins every thread.
+/// Runs the vCPUs to the VM's end: a 1-vCPU VM on this thread (no other
+/// thread is needed), a larger one on a thread per vCPU.
 fn run_vcpus(
+    mut fds: Vec<kvm_ioctls::VcpuFd>,
+    shared: &Arc<Shared>,
+    timeout: Option<Duration>,
+) -> Result<EndReason, Error> {
+    match fds.pop() {
+        Some(fd) if fds.is_empty() => run_here(fd, shared, timeout),
+        Some(last) => {
+            fds.push(last);
+            run_threads(fds, shared, timeout)
+        }
+        None => Err(Error::NoVcpus),
+    }
+}
+
+/// The single vCPU runs on this thread; `--timeout` is a timer signal to it,
+/// SIGINT/SIGTERM (when asked for) reach it as the process's only thread
+/// that takes signals (KVM's own worker task in the process blocks them all).
+fn run_here(
+    mut fd: kvm_ioctls::VcpuFd,
+    shared: &Shared,
+    timeout: Option<Duration>,
+) -> Result<EndReason, Error> {
+    let timer = timeout.map(signals::Timer::arm).transpose()?;
+    let reason = vcpu::run_loop(&mut fd, 0, shared);
+    drop(timer);
+    Ok(reason.unwrap_or_else(|| {
+        EndReason::InternalError("the vCPU left its loop without a reason".to_string())
+    }))
+}
+
+/// Wakes the waiting thread when a vCPU thread ends, however it ends.
+struct Notify(Arc<EventFd>);
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.write(1) {
+            log::warn!("cannot wake the VMM's main thread: {e}");
+        }
+    }
+}
+
+/// Starts one thread per vCPU, waits for the first ending event, the
+/// timeout or a stop signal, then stops and joins every thread.
+fn run_threads(
     fds: Vec<kvm_ioctls::VcpuFd>,
     shared: &Arc<Shared>,
     timeout: Option<Duration>,
 ) -> Result<EndReason, Error> {
-    vcpu::install_kick_handler()?;
+    let ended = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(Error::Wake)?);
+    // The vCPU threads inherit a mask that blocks SIGINT/SIGTERM: those are
+    // this thread's, taken in `wait_first_end`.
+    let mask = signals::set_mask(libc::SIG_BLOCK, &signals::STOP_SIGNALS)?;
     let (tx, rx) = mpsc::channel();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut spawn_error = None;
-    for (i, fd) in fds.into_iter().enumerate() {
-        let (shared, tx) = (shared.clone(), tx.clone());
+    for (i, mut fd) in fds.into_iter().enumerate() {
+        let (shared, tx, notify) = (shared.clone(), tx.clone(), Notify(ended.clone()));
         let index = i as u32;
         match std::thread::Builder::new()
             .name(format!("vcpu{i}"))
-            .spawn(move || vcpu::run_loop(fd, index, shared, tx))
-        {
+            .spawn(move || {
+                if let Some(reason) = vcpu::run_loop(&mut fd, index, &shared) {
+                    // The receiver may be gone when another vCPU ended the VM first.
+                    let _ = tx.send(reason);
+                }
+                drop(tx);
+                drop(notify);
+            }) {
             Ok(t) => threads.push(t),
             Err(err) => {
                 spawn_error = Some(Error::Thread { vcpu: index, err });
@@ -306,18 +373,9 @@ fn run_vcpus(
     let reason = if spawn_error.is_some() {
         EndReason::InternalError("vCPU thread start failed".to_string())
     } else {
-        let got = match timeout {
-            Some(t) => rx.recv_timeout(t),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match got {
-            Ok(reason) => reason,
-            Err(RecvTimeoutError::Timeout) => EndReason::Timeout,
-            Err(RecvTimeoutError::Disconnected) => {
-                EndReason::InternalError("every vCPU thread ended without a reason".to_string())
-            }
-        }
+        wait_first_end(&rx, &ended, timeout, &mask)
     };
+    signals::restore_mask(&mask);
     stop_and_join(shared, threads);
     match spawn_error {
         Some(e) => Err(e),
@@ -325,18 +383,64 @@ fn run_vcpus(
     }
 }
 
-/// Sets the stop flag and kicks each vCPU thread with SIGRTMIN (again every
-/// millisecond: a kick that lands just before KVM_RUN is lost) until it
-/// has left its loop, then joins it.
+/// Waits in ppoll (stop signals unblocked only there, so none is missed
+/// between a check and the wait) for the first vCPU end, a stop signal or
+/// the timeout.
+fn wait_first_end(
+    rx: &mpsc::Receiver<EndReason>,
+    ended: &EventFd,
+    timeout: Option<Duration>,
+    mask: &libc::sigset_t,
+) -> EndReason {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        if let Some(signo) = signals::take_pending() {
+            return EndReason::from_signal(signo);
+        }
+        match rx.try_recv() {
+            Ok(reason) => return reason,
+            Err(TryRecvError::Disconnected) => {
+                return EndReason::InternalError(
+                    "every vCPU thread ended without a reason".to_string(),
+                )
+            }
+            Err(TryRecvError::Empty) => {}
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            return EndReason::Timeout;
+        }
+        let ts = left.map(|d| libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let mut pfd = libc::pollfd {
+            fd: ended.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+        // SAFETY: `pfd` is one valid pollfd, `ts_ptr` is null or a valid timespec, `mask` a
+        // valid sigset_t; all outlive the call. EINTR (a stop signal) is handled by the loop.
+        unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, mask) };
+        let _ = ended.read();
+    }
+}
+
+/// Sets the stop flag, kicks each vCPU thread once (its handler sets the
+/// vCPU's immediate_exit, so a kick that lands outside KVM_RUN is not lost)
+/// and joins it.
 fn stop_and_join(shared: &Shared, threads: Vec<JoinHandle<()>>) {
-    shared.stop.store(true, Ordering::Release);
+    shared.stop.store(true, Ordering::SeqCst);
+    for t in &threads {
+        if let Err(e) = t.kill(signals::kick()) {
+            log::debug!("kick failed: {e}");
+        }
+    }
     let deadline = Instant::now() + JOIN_DEADLINE;
     for t in threads {
         while !t.is_finished() && Instant::now() < deadline {
-            if let Err(e) = t.kill(SIGRTMIN()) {
-                log::debug!("kick failed: {e}");
-            }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(100));
         }
         if t.is_finished() {
             let _ = t.join();
@@ -406,6 +510,10 @@ fn report(r: ReportInputs<'_>) -> VmReport {
         EndReason::GuestExit(code) => out.guest_exit_code = Some(*code),
         EndReason::InternalError(m) => out.exit_detail = Some(m.clone()),
         EndReason::GuestPanic(lines) => out.exit_detail = Some(lines.join("\n")),
+        EndReason::Signal(signo) => {
+            out.stop_signal = Some(signals::name(*signo));
+            out.exit_detail = Some(format!("stopped by {}", signals::name(*signo)));
+        }
         _ => {}
     }
     if let Ok(mut d) = r.shared.devices.lock() {

@@ -7,10 +7,12 @@
 //! Exit codes: the guest's status when it writes the lab exit port
 //! (`guest-exit`); 0 for a reset, or a requested stop at the init handoff or
 //! at `--stop-at-console`; 124 timeout; 121 triple fault; 122 KVM internal
-//! error or emulation failure; 123 guest kernel panic; 1 when the VM could not
-//! be set up (bad arguments, missing files, no KVM).
+//! error or emulation failure; 123 guest kernel panic; 130 / 143 when SIGINT /
+//! SIGTERM stopped the VM; 1 when the VM could not be set up (bad arguments,
+//! missing files, no KVM).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,10 @@ pub const EXIT_INTERNAL_ERROR: i32 = 122;
 pub const EXIT_GUEST_PANIC: i32 = 123;
 /// Exit code of a VM that could not be set up.
 pub const EXIT_SETUP: i32 = 1;
+/// Exit code of a VM stopped by SIGINT (128 + 2, as a shell reports it).
+pub const EXIT_SIGINT: i32 = 128 + libc::SIGINT;
+/// Exit code of a VM stopped by SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: i32 = 128 + libc::SIGTERM;
 
 /// The usage text of `--help`.
 pub const USAGE: &str = "\
@@ -53,12 +59,19 @@ Options:
   --lab-device on|off      give the guest the lab control device [default: on]; off hides it
                            (port 0x3f0 reads all-ones, as on another VMM): the unikernel then
                            prints on the serial console and ends by a reset (exit code 0)
+  --hugepages on|off       ask for transparent huge pages on guest RAM (madvise MADV_HUGEPAGE;
+                           used where THP is `always` or `madvise`) [default: off]
   -h, --help               print this help
   -V, --version            print the version
 
+Signals: SIGINT and SIGTERM stop the VM cleanly, also when the VMM was started in the
+background with SIGINT ignored: the report is printed (--json: exit_reason \"timeout\",
+stop_signal \"SIGINT\" or \"SIGTERM\") and the exit code is 130 or 143.
+
 Exit code: the guest's status written to the lab exit port; 0 after a reset or a
 requested stop; 124 timeout; 121 triple fault; 122 KVM internal error (emulation
-failure); 123 guest kernel panic; 1 when the VM could not be set up.
+failure); 123 guest kernel panic; 130 SIGINT, 143 SIGTERM; 1 when the VM could not
+be set up.
 ";
 
 /// Errors of the command line.
@@ -219,6 +232,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
                 cfg.stop_at_console = Some(parser.value()?.to_string_lossy().into_owned())
             }
             Long("lab-device") => cfg.lab_device = on_off("--lab-device", parser.value()?)?,
+            Long("hugepages") => cfg.hugepages = on_off("--hugepages", parser.value()?)?,
             Short('h') | Long("help") => return Ok(Request::Help),
             Short('V') | Long("version") => return Ok(Request::Version),
             other => return Err(other.unexpected().into()),
@@ -226,6 +240,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
     }
     cfg.kernel = kernel.ok_or(Error::NoKernel)?;
     cfg.origin = origin;
+    cfg.stop_signals = true;
     Ok(Request::Run(Box::new(cfg), json))
 }
 
@@ -258,12 +273,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>, origin: Instant) -> i32 {
     };
     let code = describe(&report);
     if json {
-        match serde_json::to_string(&report) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("vclab: cannot write the JSON report: {e}");
-                return EXIT_SETUP;
-            }
+        // Written, not println!: a closed stdout (`| head -1`) is an error to report, not a panic.
+        let written = serde_json::to_string(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|line| {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            });
+        if let Err(e) = written {
+            eprintln!("vclab: cannot write the JSON report: {e}");
+            return EXIT_SETUP;
         }
     }
     code
@@ -275,6 +294,16 @@ fn ms(ns: Option<u64>) -> String {
 
 /// The exit code for a report, and the line that says why the VM ended.
 pub fn outcome(report: &VmReport) -> (i32, String) {
+    if let Some(signal) = &report.stop_signal {
+        let code = match signal.as_str() {
+            "SIGINT" => EXIT_SIGINT,
+            _ => EXIT_SIGTERM,
+        };
+        return (
+            code,
+            format!("stopped by {signal} after {}", ms(report.exit_ns)),
+        );
+    }
     match report.exit_reason {
         ExitReason::GuestExit => {
             let code = report.guest_exit_code.unwrap_or(0);
@@ -366,6 +395,8 @@ mod tests {
         assert!(matches!(cfg.console, Output::Stdout));
         assert_eq!(cfg.stop_at, StopAt::Auto);
         assert!(cfg.lab_device);
+        assert_eq!(cfg.hugepages, crate::config::DEFAULT_HUGEPAGES);
+        assert!(cfg.stop_signals, "the CLI stops cleanly on SIGINT/SIGTERM");
         assert!(!json && !cfg.verbose_guest && cfg.initrd.is_none());
     }
 
@@ -393,6 +424,8 @@ mod tests {
             "Hello",
             "--lab-device",
             "off",
+            "--hugepages",
+            "on",
         ]);
         assert_eq!(cfg.initrd, Some(PathBuf::from("i.cpio")));
         assert_eq!(cfg.cmdline, "vclab.kernel=cpu --not-an-option");
@@ -403,6 +436,7 @@ mod tests {
         assert_eq!(cfg.stop_at, StopAt::Never);
         assert_eq!(cfg.stop_at_console.as_deref(), Some("Hello"));
         assert!(!cfg.lab_device);
+        assert!(cfg.hugepages);
         assert!(run_cfg(&["--kernel", "k", "--lab-device=on"]).0.lab_device);
         let (cfg, _) = run_cfg(&[
             "--kernel",
@@ -436,6 +470,7 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--console", ""]).contains("stdout, off or a file"));
         assert!(msg(&["--kernel", "k", "--stop-at", "later"]).contains("auto, init-handoff"));
         assert!(msg(&["--kernel", "k", "--lab-device", "no"]).starts_with("--lab-device no:"));
+        assert!(msg(&["--kernel", "k", "--hugepages", "2M"]).starts_with("--hugepages 2M:"));
         assert!(msg(&["--kernel", "k", "--frobnicate"]).contains("--frobnicate"));
         assert!(msg(&["--kernel", "k", "stray"]).contains("stray"));
         assert!(msg(&["--kernel"]).contains("--kernel"));
@@ -463,5 +498,16 @@ mod tests {
             ..with("init-handoff")
         };
         assert!(outcome(&pvm).1.contains("kvm_pvm"));
+        let int = VmReport {
+            stop_signal: Some("SIGINT".to_string()),
+            ..with("timeout")
+        };
+        assert_eq!(outcome(&int).0, EXIT_SIGINT);
+        assert!(outcome(&int).1.contains("SIGINT"));
+        let term = VmReport {
+            stop_signal: Some("SIGTERM".to_string()),
+            ..with("timeout")
+        };
+        assert_eq!(outcome(&term).0, EXIT_SIGTERM);
     }
 }

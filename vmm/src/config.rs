@@ -11,6 +11,8 @@ use crate::host::KvmKind;
 
 /// Default guest memory, MiB.
 pub const DEFAULT_MEM_MIB: u64 = 128;
+/// Whether guest RAM asks for transparent huge pages by default (`--hugepages`).
+pub const DEFAULT_HUGEPAGES: bool = false;
 
 /// Where guest text goes.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +75,12 @@ pub struct VmConfig {
     pub linux_compat: Option<bool>,
     /// The host's KVM kind; `None` probes the host.
     pub kvm_kind: Option<KvmKind>,
+    /// Ask for transparent huge pages on guest RAM (`madvise(MADV_HUGEPAGE)`; `--hugepages`).
+    pub hugepages: bool,
+    /// End the VM cleanly on SIGINT or SIGTERM (the CLI sets it): the handlers replace the
+    /// inherited dispositions for the whole process, so a library user that runs VMs on several
+    /// threads at once should leave it off (default) and stop them with `timeout`.
+    pub stop_signals: bool,
     /// Time origin of all timestamps in the report (the CLI passes the
     /// instant its `main` was entered).
     pub origin: Instant,
@@ -97,6 +105,8 @@ impl VmConfig {
             lab_device: true,
             linux_compat: None,
             kvm_kind: None,
+            hugepages: DEFAULT_HUGEPAGES,
+            stop_signals: false,
             origin: Instant::now(),
         }
     }
@@ -122,8 +132,13 @@ pub struct VmReport {
     /// `internal-error`, `guest-panic`, `init-handoff`, `console-match` or
     /// `timeout` ([`ExitReason`]).
     pub exit_reason: ExitReason,
-    /// Details for `internal-error` and `guest-panic` (last console lines).
+    /// Details for `internal-error` and `guest-panic` (last console lines), and for a stop
+    /// signal.
     pub exit_detail: Option<String>,
+    /// The signal that stopped the VM (`SIGINT`, `SIGTERM`), if one did; `exit_reason` is then
+    /// `timeout` (stopped from outside before the guest ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// Each vCPU's instruction pointer when the VM ended (hex), for
     /// diagnosing hangs and faults.
     pub vcpu_rips: Vec<Option<String>>,
@@ -179,6 +194,7 @@ impl VmReport {
             exit_ns: None,
             exit_reason,
             exit_detail: None,
+            stop_signal: None,
             vcpu_rips: Vec::new(),
             guest_exit_code: None,
             vm_exits: BTreeMap::new(),

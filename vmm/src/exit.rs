@@ -103,9 +103,21 @@ pub enum EndReason {
     ConsoleMatch,
     /// `--timeout` ran out.
     Timeout,
+    /// The VMM received this stop signal (SIGINT or SIGTERM).
+    Signal(i32),
 }
 
 impl EndReason {
+    /// The end a signal taken by a vCPU's thread stands for: its timeout
+    /// timer, or a stop signal.
+    pub fn from_signal(signo: i32) -> EndReason {
+        if signo == crate::signals::timer() {
+            EndReason::Timeout
+        } else {
+            EndReason::Signal(signo)
+        }
+    }
+
     /// The `exit_reason` in the report.
     pub fn reason(&self) -> ExitReason {
         match self {
@@ -117,6 +129,10 @@ impl EndReason {
             EndReason::InitHandoff => ExitReason::InitHandoff,
             EndReason::ConsoleMatch => ExitReason::ConsoleMatch,
             EndReason::Timeout => ExitReason::Timeout,
+            // `vclab-contract` has no reason of its own for this yet: reported as
+            // `timeout` (stopped from outside before the guest ended) with
+            // `stop_signal` set in the report.
+            EndReason::Signal(_) => ExitReason::Timeout,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod memory;
 pub mod mptable;
 pub mod procstat;
 pub mod regs;
+pub mod signals;
 pub mod vcpu;
 
 pub use boot::{run, Error};

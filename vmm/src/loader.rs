@@ -5,9 +5,10 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use linux_loader::elf::{Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_NOTE};
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
 use linux_loader::loader::{BzImage, Elf, KernelLoader};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::layout;
 
@@ -29,6 +30,14 @@ const PAGE_SIZE: u64 = 0x1000;
 /// ELF note type of the Linux build-salt note (include/linux/build-salt.h);
 /// any note named "Linux" marks a Linux kernel.
 const LINUX_NOTE_NAME: &[u8] = b"Linux";
+/// Size of an ELF note header (`n_namesz`, `n_descsz`, `n_type`).
+const NHDR_SIZE: usize = std::mem::size_of::<Elf64_Nhdr>();
+/// Alignment of a note's name and descriptor.
+const NOTE_ALIGN: usize = 4;
+/// Program headers looked at, at most (a vmlinux has 5).
+const MAX_PHDRS: u16 = 64;
+/// Bytes of one notes segment read, at most.
+const MAX_NOTES_BYTES: u64 = 64 * 1024;
 
 /// Errors of loading the kernel, initrd, command line and zero page.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +161,7 @@ pub fn parse_setup_header(head: &[u8]) -> Option<setup_header> {
     let bytes = head.get(SETUP_HEADER_OFFSET..SETUP_HEADER_OFFSET + size)?;
     let mut hdr = setup_header::default();
     // setup_header is plain old data (linux-loader implements ByteValued).
-    vm_memory::ByteValued::as_mut_slice(&mut hdr).copy_from_slice(bytes);
+    hdr.as_mut_slice().copy_from_slice(bytes);
     (hdr.header == HDRS_MAGIC).then_some(hdr)
 }
 
@@ -170,54 +179,59 @@ pub fn bzimage_version(file: &mut File, hdr: &setup_header) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
-/// True when the ELF notes segment bytes hold a note named "Linux".
+/// True when the bytes of an ELF `PT_NOTE` segment hold a note named "Linux". Each note is an
+/// `Elf64_Nhdr`, then the name and the descriptor, each padded to 4 bytes (the ELF gABI,
+/// "Note Section"; x86-64 notes use 4-byte alignment, as linux-loader's own PVH-note walk does).
 pub fn notes_name_linux(notes: &[u8]) -> bool {
     let mut off = 0usize;
-    let word = |o: usize| -> Option<usize> {
-        let b = notes.get(o..o + 4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    while let (Some(namesz), Some(descsz)) = (word(off), word(off + 4)) {
-        let name_start = off + 12;
-        let Some(name) = notes.get(name_start..name_start + namesz) else {
+    while let Some(nhdr) = notes.get(off..off + NHDR_SIZE).map(pod_from::<Elf64_Nhdr>) {
+        let name_start = off + NHDR_SIZE;
+        let Some(name) = notes.get(name_start..name_start + nhdr.n_namesz as usize) else {
             return false;
         };
         if name.strip_suffix(&[0]).unwrap_or(name) == LINUX_NOTE_NAME {
             return true;
         }
-        off = name_start + namesz.next_multiple_of(4) + descsz.next_multiple_of(4);
+        off = name_start
+            + (nhdr.n_namesz as usize).next_multiple_of(NOTE_ALIGN)
+            + (nhdr.n_descsz as usize).next_multiple_of(NOTE_ALIGN);
     }
     false
 }
 
-/// Scans the PT_NOTE segments of a 64-bit little-endian ELF for a Linux note.
-fn elf_has_linux_note(file: &mut File, head: &[u8]) -> bool {
-    let u64_at = |o: usize| {
-        head.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    let u16_at = |o: usize| head.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
+/// A plain-old-data structure copied out of exactly `size_of::<T>()` bytes (any alignment).
+fn pod_from<T: ByteValued + Default>(bytes: &[u8]) -> T {
+    let mut value = T::default();
+    value.as_mut_slice().copy_from_slice(bytes);
+    value
+}
+
+/// Reads a plain-old-data ELF structure at `offset` of `file`.
+fn read_pod<T: ByteValued + Default>(file: &mut File, offset: u64) -> Option<T> {
+    let mut value = T::default();
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    file.read_exact(value.as_mut_slice()).ok()?;
+    Some(value)
+}
+
+/// Scans the `PT_NOTE` segments of a 64-bit little-endian ELF for a Linux note.
+fn elf_has_linux_note(file: &mut File) -> bool {
+    let Some(ehdr) = read_pod::<Elf64_Ehdr>(file, 0) else {
         return false;
     };
-    for i in 0..u64::from(phnum.min(64)) {
-        let mut ph = [0u8; 56];
-        if file
-            .seek(SeekFrom::Start(phoff + i * u64::from(phentsize)))
-            .is_err()
-            || file.read_exact(&mut ph).is_err()
-        {
+    if usize::from(ehdr.e_phentsize) != std::mem::size_of::<Elf64_Phdr>() {
+        return false;
+    }
+    for i in 0..u64::from(ehdr.e_phnum.min(MAX_PHDRS)) {
+        let at = ehdr.e_phoff + i * u64::from(ehdr.e_phentsize);
+        let Some(phdr) = read_pod::<Elf64_Phdr>(file, at) else {
             return false;
-        }
-        let p_type = u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]);
-        if p_type != 4 {
+        };
+        if phdr.p_type != PT_NOTE {
             continue;
         }
-        let p_offset = u64::from_le_bytes(ph[8..16].try_into().unwrap_or([0; 8]));
-        let p_filesz = u64::from_le_bytes(ph[32..40].try_into().unwrap_or([0; 8]));
-        let mut notes = vec![0u8; p_filesz.min(64 * 1024) as usize];
-        if file.seek(SeekFrom::Start(p_offset)).is_ok()
+        let mut notes = vec![0u8; phdr.p_filesz.min(MAX_NOTES_BYTES) as usize];
+        if file.seek(SeekFrom::Start(phdr.p_offset)).is_ok()
             && file.read_exact(&mut notes).is_ok()
             && notes_name_linux(&notes)
         {
@@ -240,7 +254,7 @@ pub fn probe(path: &Path) -> Result<(File, KernelInfo), Error> {
         .read_to_end(&mut head)
         .map_err(read_err)?;
     let info = if head.starts_with(b"\x7fELF") {
-        let is_linux = elf_has_linux_note(&mut file, &head);
+        let is_linux = elf_has_linux_note(&mut file);
         KernelInfo {
             format: KernelFormat::Elf,
             is_linux,
@@ -482,11 +496,15 @@ mod tests {
 
     #[test]
     fn linux_notes_are_found() {
+        let notes = notes(&[(b"GNU\0", &[1, 2, 3, 4, 5]), (b"Linux\0", &[0; 4])]);
+        assert!(notes_name_linux(&notes));
+        assert!(!notes_name_linux(&notes[..20]));
+        assert!(!notes_name_linux(&[]));
+    }
+
+    fn notes(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut notes = Vec::new();
-        for (name, desc) in [
-            (&b"GNU\0"[..], &[1u8, 2, 3, 4, 5][..]),
-            (b"Linux\0", &[0; 4]),
-        ] {
+        for (name, desc) in entries {
             notes.extend_from_slice(&(name.len() as u32).to_le_bytes());
             notes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
             notes.extend_from_slice(&1u32.to_le_bytes());
@@ -495,9 +513,51 @@ mod tests {
             notes.extend_from_slice(desc);
             notes.resize(notes.len().next_multiple_of(4), 0);
         }
-        assert!(notes_name_linux(&notes));
-        assert!(!notes_name_linux(&notes[..20]));
-        assert!(!notes_name_linux(&[]));
+        notes
+    }
+
+    /// An ELF file with one PT_NOTE program header over `notes` (nothing to load).
+    fn elf_with_notes(notes: &[u8]) -> Vec<u8> {
+        let ehdr_size = std::mem::size_of::<Elf64_Ehdr>();
+        let phdr_size = std::mem::size_of::<Elf64_Phdr>();
+        let mut ehdr = Elf64_Ehdr::default();
+        ehdr.e_ident[..4].copy_from_slice(b"\x7fELF");
+        ehdr.e_ident[4] = 2; // ELFCLASS64
+        ehdr.e_ident[5] = 1; // ELFDATA2LSB
+        ehdr.e_phoff = ehdr_size as u64;
+        ehdr.e_phentsize = phdr_size as u16;
+        ehdr.e_phnum = 1;
+        let phdr = Elf64_Phdr {
+            p_type: PT_NOTE,
+            p_offset: (ehdr_size + phdr_size) as u64,
+            p_filesz: notes.len() as u64,
+            ..Default::default()
+        };
+        let mut file = ehdr.as_slice().to_vec();
+        file.extend_from_slice(phdr.as_slice());
+        file.extend_from_slice(notes);
+        file
+    }
+
+    #[test]
+    fn elf_probe_reads_pt_note_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let linux = dir.path().join("linux.elf");
+        let xen_pvh = notes(&[(b"Xen\0", &0x100_0000u32.to_le_bytes())]);
+        let mut both = xen_pvh.clone();
+        both.extend(notes(&[(b"Linux\0", &[0; 4])]));
+        std::fs::write(&linux, elf_with_notes(&both)).unwrap();
+        let (_, info) = probe(&linux).unwrap();
+        assert_eq!(info.format, KernelFormat::Elf);
+        assert!(info.is_linux);
+        let other = dir.path().join("unikernel.elf");
+        std::fs::write(&other, elf_with_notes(&xen_pvh)).unwrap();
+        assert!(!probe(&other).unwrap().1.is_linux);
+        // A header that claims program headers past the end of the file.
+        let mut cut = elf_with_notes(&both);
+        cut.truncate(70);
+        std::fs::write(&other, &cut).unwrap();
+        assert!(!probe(&other).unwrap().1.is_linux);
     }
 
     #[test]

@@ -1,21 +1,19 @@
 //! Step 5: vCPUs. Each is configured in the order the boot protocol needs
-//! (CPUID → MSRs → regs → sregs → FPU → LAPIC) and then runs on its own
-//! thread until an ending event or a kick. Only the boot vCPU gets registers:
-//! the others stay in wait-for-SIPI (their default mp_state with the
-//! in-kernel LAPIC) until the guest starts them.
+//! (CPUID → MSRs → regs → sregs → FPU → LAPIC) and then runs [`run_loop`]
+//! until an ending event, a stop signal or a kick: a 1-vCPU VM on the calling
+//! thread, a larger one on a thread per vCPU (`boot::run_vcpus`). Only the boot
+//! vCPU gets registers: the others stay in wait-for-SIPI (their default
+//! mp_state with the in-kernel LAPIC) until the guest starts them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Mutex;
 
 use kvm_bindings::{CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
-use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
-use crate::cpuid;
 use crate::devices::Devices;
 use crate::exit::{handle_exit, Action, EndReason, ExitEvent, Policy};
-use crate::regs;
+use crate::{cpuid, regs, signals};
 
 /// Errors of creating and configuring vCPUs.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +52,6 @@ pub enum Error {
     /// A FAM wrapper could not be built.
     #[error("cannot build the {0} list for KVM")]
     Fam(&'static str),
-    /// The kick signal handler could not be installed.
-    #[error("cannot install the vCPU kick signal handler: {0}")]
-    Signal(vmm_sys_util::errno::Error),
 }
 
 /// Creates vCPU `index`.
@@ -111,24 +106,12 @@ pub fn configure(
     Ok(())
 }
 
-extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// Installs the (empty) SIGRTMIN handler once per process: the signal only
-/// serves to make a blocked KVM_RUN return with EINTR.
-pub fn install_kick_handler() -> Result<(), Error> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = register_signal_handler(SIGRTMIN(), kick_handler).map_err(Error::Signal);
-    });
-    result
-}
-
-/// What every vCPU thread shares.
+/// What every vCPU (and the thread that started them) shares.
 pub struct Shared {
     /// The devices, behind one lock (exits are rare and slow anyway).
     pub devices: Mutex<Devices>,
-    /// Set when the VM is ending; vCPU threads leave at their next exit.
+    /// Set when the VM is ending, before the kicks: a vCPU leaves its loop
+    /// when it sees it (see `signals`).
     pub stop: AtomicBool,
     /// The exit handler's policy.
     pub policy: Policy,
@@ -147,40 +130,50 @@ fn record_rip(fd: &VcpuFd, index: u32, shared: &Shared) {
     }
 }
 
-/// The body of vCPU thread `index`: runs until an ending event (sent on
-/// `ended`) or until `stop` is set and the thread is kicked.
-pub fn run_loop(mut fd: VcpuFd, index: u32, shared: Arc<Shared>, ended: Sender<EndReason>) {
-    if index == 0 && !shared.stop.load(Ordering::Acquire) {
+/// The run loop of vCPU `index` on the calling thread. Returns the reason when an
+/// exit ends the VM, or when this thread takes a stop signal (SIGINT/SIGTERM:
+/// [`EndReason::Signal`]) or its timeout timer ([`EndReason::Timeout`]); returns
+/// `None` when `stop` was set by another thread (which then kicks this one).
+pub fn run_loop(fd: &mut VcpuFd, index: u32, shared: &Shared) -> Option<EndReason> {
+    // From here a kick or a stop signal sets this vCPU's immediate_exit. `stop`
+    // and pending signals are checked after every KVM_RUN, and after the
+    // immediate_exit reset: a signal that lands anywhere in between makes the
+    // next KVM_RUN return at once.
+    let _registered = signals::Registered::new(fd);
+    if index == 0 && !shared.stop.load(Ordering::SeqCst) {
         let now = shared.devices.lock().map(|d| d.clock.now_ns()).ok();
         if let Ok(mut first) = shared.first_run_ns.lock() {
             *first = now;
         }
     }
     loop {
-        if shared.stop.load(Ordering::Acquire) {
-            record_rip(&fd, index, &shared);
-            return;
+        if let Some(signo) = signals::take_pending() {
+            shared.stop.store(true, Ordering::SeqCst);
+            record_rip(fd, index, shared);
+            return Some(EndReason::from_signal(signo));
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            record_rip(fd, index, shared);
+            return None;
         }
         let action = match fd.run() {
             Ok(VcpuExit::InternalError) => {
-                let suberror = internal_suberror(&mut fd);
-                lock_and_handle(&shared, ExitEvent::InternalError { suberror })
+                let suberror = internal_suberror(fd);
+                lock_and_handle(shared, ExitEvent::InternalError { suberror })
             }
-            Ok(exit) => lock_and_handle(&shared, translate(exit)),
+            Ok(exit) => lock_and_handle(shared, translate(exit)),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 fd.set_kvm_immediate_exit(0);
-                lock_and_handle(&shared, ExitEvent::Interrupted)
+                lock_and_handle(shared, ExitEvent::Interrupted)
             }
             Err(e) => Action::Stop(EndReason::InternalError(format!(
                 "KVM_RUN failed on vCPU {index}: {e}"
             ))),
         };
         if let Action::Stop(reason) = action {
-            shared.stop.store(true, Ordering::Release);
-            // The receiver may be gone when another vCPU ended the VM first.
-            let _ = ended.send(reason);
-            record_rip(&fd, index, &shared);
-            return;
+            shared.stop.store(true, Ordering::SeqCst);
+            record_rip(fd, index, shared);
+            return Some(reason);
         }
     }
 }

@@ -7,6 +7,7 @@ use vclab_contract::container::RunReport;
 use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
+use super::hold::{self, Held, HoldOptions};
 use super::host::{interpret_process, workload_args};
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::record::{Sample, WorkloadSpec};
@@ -14,6 +15,25 @@ use crate::spawn::Observed;
 
 /// The vclab container row.
 pub struct VclabContainer;
+
+/// The small `vclab-container` next to `vclab`, if it can run a container
+/// detached (`--detach` in its help; asked once).
+fn detaching_launcher(env: &Env) -> Option<std::path::PathBuf> {
+    static DETACH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DETACH
+        .get_or_init(|| {
+            let [bin] = <[std::ffi::OsString; 1]>::try_from(env.launcher_argv()).ok()?;
+            let bin = std::path::PathBuf::from(bin);
+            let help = std::process::Command::new(&bin)
+                .arg("--help")
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&help.stdout)
+                .contains("--detach")
+                .then_some(bin)
+        })
+        .clone()
+}
 
 impl Runtime for VclabContainer {
     fn id(&self) -> RuntimeId {
@@ -34,6 +54,34 @@ impl Runtime for VclabContainer {
         argv.extend(["--json", "--", "/bin/vclab-workload"].map(Into::into));
         argv.extend(workload_args(workload));
         Ok(Launch::argv(env, argv))
+    }
+
+    /// Held detached (`vclab-container run --detach`: no launcher process
+    /// is kept, as with runc and crun), registered with the harness's guard;
+    /// with an older launcher that cannot detach, held attached (the
+    /// launcher stays, its container dies with it). The id names the state
+    /// directory and the cgroups (`vclab-<prefix>-<seq>`), so a teardown can
+    /// check that they are gone.
+    fn hold(
+        &self,
+        env: &Env,
+        opts: &HoldOptions,
+        seq: u64,
+    ) -> Result<Box<dyn Held>, FailureReport> {
+        let id = format!("{}-{seq}", opts.name_prefix);
+        if let Some(bin) = detaching_launcher(env) {
+            let rootfs = env
+                .artifact("rootfs")
+                .map_err(|e| fail(Failure::SetupFailed, e))?;
+            let mut args: Vec<std::ffi::OsString> = vec!["--rootfs".into(), rootfs.into()];
+            args.extend(["--", "/bin/vclab-workload"].map(Into::into));
+            args.extend(workload_args(&Workload::Idle));
+            return hold::hold_vclab_detached(&bin, &id, &args, self.ready_line(), opts);
+        }
+        let mut launch = self.launch(env, &Workload::Idle, seq)?;
+        let at = env.launcher_argv().len();
+        launch.spawn.argv.splice(at..at, ["--id".into(), id.into()]);
+        hold::hold_launch(launch, self.ready_line(), opts)
     }
 
     fn interpret(

@@ -7,6 +7,7 @@
 
 mod container;
 pub mod env;
+pub mod hold;
 mod host;
 pub mod ids;
 mod interpret;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use vclab_contract::{Failure, FailureReport};
 
 pub use env::Env;
+pub use hold::{Held, HoldOptions, Liveness};
 pub use ids::{Family, RuntimeId};
 
 use crate::compare::oci::Bundle;
@@ -156,6 +158,20 @@ pub trait Runtime: Send + Sync {
     /// The stdout line that says a held instance is ready.
     fn ready_line(&self) -> &'static str {
         vclab_contract::lines::READY_LINE
+    }
+
+    /// Launches one idle instance and holds it once ready (its
+    /// [`Runtime::ready_line`] seen): `vclab density`. By default the
+    /// runtime's process is kept ([`hold::hold_launch`]); the OCI peers run
+    /// detached.
+    fn hold(
+        &self,
+        env: &Env,
+        opts: &HoldOptions,
+        seq: u64,
+    ) -> Result<Box<dyn Held>, FailureReport> {
+        let launch = self.launch(env, &Workload::Idle, seq)?;
+        hold::hold_launch(launch, self.ready_line(), opts)
     }
 
     /// Launches, observes and interprets one run of `spec`. Mock runtimes

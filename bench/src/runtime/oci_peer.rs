@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
+use super::hold::{self, Held, HoldOptions};
 use super::host::{interpret_process, workload_args};
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
 use crate::compare::oci::{Bundle, OciRuntime};
@@ -62,6 +63,27 @@ impl Runtime for OciPeer {
         l.spawn.private_mount_ns = self.runtime == OciRuntime::Crun;
         l.files = Some(bundle);
         Ok(l)
+    }
+
+    /// Held detached (`run --detach`): no runtime process is kept; the
+    /// container is registered with the harness's guard and deleted on stop.
+    fn hold(
+        &self,
+        env: &Env,
+        opts: &HoldOptions,
+        seq: u64,
+    ) -> Result<Box<dyn Held>, FailureReport> {
+        let mut launch = self.launch(env, &Workload::Idle, seq)?;
+        let bundle = launch
+            .files
+            .take()
+            .ok_or_else(|| fail(Failure::SetupFailed, "no bundle was written"))?;
+        hold::hold_oci(
+            bundle,
+            launch.spawn.private_mount_ns,
+            self.ready_line(),
+            opts,
+        )
     }
 
     fn interpret(

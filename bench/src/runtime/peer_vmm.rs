@@ -14,6 +14,7 @@ use vclab_contract::params::Kernel;
 use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
+use super::hold::{self, Held, HoldOptions};
 use super::interpret::{base_sample, expect_exit, need_start, result_line};
 use super::vm::{interpret_boot, linux_skip, LINUX_TIMEOUT};
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload, PEER_GUEST_MIB};
@@ -119,6 +120,39 @@ fn qemu_microvm_args() -> Vec<OsString> {
     .iter()
     .map(OsString::from)
     .collect()
+}
+
+/// Gives a peer's launch `mib` of guest RAM instead of [`PEER_GUEST_MIB`].
+fn set_guest_mib(peer: Peer, launch: &mut Launch, mib: u64) -> Result<(), FailureReport> {
+    let argv = &mut launch.spawn.argv;
+    let done = match peer {
+        Peer::Qemu | Peer::QemuLinux => hold::set_arg_after(argv, "-m", &mib.to_string()),
+        Peer::CloudHypervisor => hold::set_arg_after(argv, "--memory", &format!("size={mib}M")),
+        Peer::Firecracker => {
+            let path = launch.files.as_ref().map(|f| f.path().to_path_buf());
+            let rewrite = |p: &std::path::Path| -> Result<(), String> {
+                let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                v["machine-config"]["mem_size_mib"] = mib.into();
+                std::fs::write(p, v.to_string()).map_err(|e| e.to_string())
+            };
+            match path {
+                Some(p) => rewrite(&p)
+                    .map_err(|e| fail(Failure::SetupFailed, format!("{}: {e}", p.display())))
+                    .map(|()| true)?,
+                None => false,
+            }
+        }
+    };
+    if done {
+        Ok(())
+    } else {
+        Err(fail(
+            Failure::SetupFailed,
+            "cannot set the peer's guest memory on its command line",
+        ))
+    }
 }
 
 impl Runtime for PeerVmm {
@@ -240,6 +274,21 @@ impl Runtime for PeerVmm {
             l.timeout = LINUX_TIMEOUT;
         }
         Ok(l)
+    }
+
+    /// Held as the VMM's process, ready at the unikernel's UART ready line;
+    /// `opts.guest_mib` replaces the peers' guest RAM.
+    fn hold(
+        &self,
+        env: &Env,
+        opts: &HoldOptions,
+        seq: u64,
+    ) -> Result<Box<dyn Held>, FailureReport> {
+        let mut launch = self.launch(env, &Workload::Idle, seq)?;
+        if let Some(mib) = opts.guest_mib {
+            set_guest_mib(self.peer, &mut launch, mib)?;
+        }
+        hold::hold_launch(launch, self.ready_line(), opts)
     }
 
     fn interpret(

@@ -10,6 +10,7 @@ use vclab_contract::{Failure, FailureReport};
 use vclab_vmm::VmReport;
 
 use super::env::{first_reason, need};
+use super::hold::{self, Held, HoldOptions};
 use super::interpret::{base_sample, expect_exit, need_start, result_line, vm_failure};
 use super::peer_vmm::guest_cmdline;
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
@@ -185,6 +186,25 @@ impl Runtime for VclabVm {
                 Ok(l)
             }
         }
+    }
+
+    /// Held as the VMM's process, ready at the unikernel's `{"ready":true}`
+    /// line (a line record on the lab device, printed on the VMM's stdout;
+    /// the device's own ready stamp only appears in the final report).
+    fn hold(
+        &self,
+        env: &Env,
+        opts: &HoldOptions,
+        seq: u64,
+    ) -> Result<Box<dyn Held>, FailureReport> {
+        let mut launch = self.launch(env, &Workload::Idle, seq)?;
+        if let Some(mib) = opts.guest_mib {
+            launch
+                .spawn
+                .argv
+                .extend(["--mem".into(), mib.to_string().into()]);
+        }
+        hold::hold_launch(launch, self.ready_line(), opts)
     }
 
     fn interpret(

@@ -119,10 +119,18 @@ impl Harness {
                 text += &format!("{}\n", c.display());
             }
         }
-        let path = self.dir.join("oci");
-        std::fs::write(&path, oci).map_err(write_err(&path))?;
-        let path = self.dir.join("pid");
-        std::fs::write(&path, text).map_err(write_err(&path))
+        self.replace("oci", &oci)?;
+        self.replace("pid", &text)
+    }
+
+    /// Writes `name` in the entry through a temporary file and a rename: a
+    /// launcher sweeping `/run/vclab` meanwhile reads the old file or the new
+    /// one, never an empty one (which it would take for a dead owner).
+    fn replace(&self, name: &str, text: &str) -> Result<(), GuardError> {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(write_err(&tmp))?;
+        let path = self.dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(write_err(&path))
     }
 
     /// Records an OCI container (`runtime` is `runc` or `crun`) and the
