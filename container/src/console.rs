@@ -119,6 +119,10 @@ pub(crate) fn attach_in_child(sock: RawFd) -> Result<(), (&'static str, Errno)> 
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     send_fd(sock, master.as_raw_fd(), b"/dev/ptmx").map_err(|e| ("send the pty master", e))?;
     drop(master);
+    // SAFETY: `sock` is the socket the parent passed for this one message;
+    // nothing else in this process uses it (an `--init` PID 1, which never
+    // execs, would otherwise keep it), and it is closed once.
+    unsafe { libc::close(sock) };
     nix::unistd::dup2_stdin(&slave).map_err(|e| ("dup the pty slave", e))?;
     nix::unistd::dup2_stdout(&slave).map_err(|e| ("dup the pty slave", e))?;
     nix::unistd::dup2_stderr(&slave).map_err(|e| ("dup the pty slave", e))?;

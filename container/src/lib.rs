@@ -405,6 +405,7 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
             )?),
             None => None,
         };
+        setup.fifo_fd = fifo.as_ref().map(|fd| fd.as_raw_fd());
         setup.detached = detached;
     }
     let mut child = process::clone_child(&setup, ns.clone, cgroup, &signals)?;
@@ -577,6 +578,7 @@ fn child_setup(
         command,
         console: None,
         fifo: None,
+        fifo_fd: None,
         detached: false,
     })
 }

@@ -183,6 +183,8 @@ pub struct ChildSetup {
     /// A created container: `/proc/self/fd/N` of the `O_PATH` descriptor of
     /// its `exec.fifo`, opened for writing (blocking) before the exec.
     pub fifo: Option<CString>,
+    /// That descriptor (N).
+    pub fifo_fd: Option<std::os::fd::RawFd>,
     /// A created container (no launcher waits for it).
     pub detached: bool,
 }
@@ -883,6 +885,14 @@ fn wait_for_start(s: &ChildSetup, sync_r: OwnedFd, err_w: OwnedFd, io: ChildIo<'
         match opened {
             Ok(fd) => {
                 let _ = nix::unistd::write(&fd, b"0");
+                // The O_PATH descriptor is done with (an `--init` PID 1,
+                // which never execs, would keep it).
+                if let Some(raw) = s.fifo_fd {
+                    // SAFETY: `raw` is the O_PATH descriptor the parent
+                    // opened before the clone; nothing else in this process
+                    // uses it, and it is closed once.
+                    unsafe { libc::close(raw) };
+                }
             }
             Err(e) => {
                 report_to(None, &ChildError::Sys("open exec.fifo", e));

@@ -177,8 +177,8 @@ impl State {
             text.push_str(&d.to_string_lossy());
             text.push('\n');
         }
-        let path = self.dir.join("pid");
-        std::fs::write(&path, text).map_err(create_err(&path))
+        // Through a rename: a sweep must never read a half-written file.
+        write_atomic(&self.dir, "pid", text.as_bytes())
     }
 
     /// Hands the entry from the launcher to the container's own process
@@ -257,37 +257,39 @@ impl State {
     }
 }
 
-/// The directory of launcher markers under the state root: one empty file
-/// per entry a launcher owns (made before the entry, removed when the entry
-/// goes or a created container takes it over), so that the sweep every run
-/// makes visits those entries only, not every created container's
-/// (thousands, in a density ramp). Removed when empty.
-const MARKS: &str = ".launchers";
+/// The directory of launcher markers, next to the state root
+/// (`/run/vclab-launchers`): one empty file per entry a launcher owns (made
+/// before the entry, removed when the entry goes or a created container
+/// takes it over), so that the sweep every run makes visits those entries
+/// only, not every created container's (thousands, in a density ramp). It
+/// stays (empty) between runs: /run is ext4 on the lab hosts, and making
+/// and removing it for every run cost about 5 ms.
+pub fn marks_dir(root: &Path) -> PathBuf {
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    root.with_file_name(format!("{name}-launchers"))
+}
 
 fn mark(root: &Path, id: &str) -> Result<(), Error> {
-    let dir = root.join(MARKS);
+    let dir = marks_dir(root);
     let path = dir.join(id);
-    let mut last = None;
-    // A concurrent `unmark` may remove the (empty) directory in between.
-    for _ in 0..10 {
-        match std::fs::File::create(&path) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(create_err(&dir))?;
-                last = Some(e);
-            }
-            Err(e) => return Err(create_err(&path)(e)),
+    match std::fs::File::create(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir).map_err(create_err(&dir))?;
+            std::fs::create_dir_all(root).map_err(create_err(root))?;
+            std::fs::File::create(&path)
+                .map(drop)
+                .map_err(create_err(&path))
         }
+        Err(e) => Err(create_err(&path)(e)),
     }
-    Err(create_err(&path)(
-        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
-    ))
 }
 
 fn unmark(root: &Path, id: &std::ffi::OsStr) {
-    let dir = root.join(MARKS);
-    let _ = std::fs::remove_file(dir.join(id));
-    let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_file(marks_dir(root).join(id));
 }
 
 impl Record {
@@ -555,11 +557,11 @@ const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// directory. Returns the ids swept. Entries of live launchers, of created
 /// containers (kept until `delete`), and fresh entries without a pid file
 /// yet, are left alone. It visits the entries launchers marked (see
-/// [`MARKS`]) and the harness's `harness-*` entries, so its cost does not
+/// [`marks_dir`]) and the harness's `harness-*` entries, so its cost does not
 /// grow with the number of created containers; [`sweep_all`] visits every
 /// entry.
 pub fn sweep(root: &Path) -> Vec<String> {
-    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(root.join(MARKS))
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(marks_dir(root))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     if let Ok(d) = std::fs::read_dir(root) {
@@ -607,16 +609,18 @@ fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
     let dir = root.join(name);
     if !dir.is_dir() {
         // A marker without an entry: a launcher killed right after marking.
-        let marker = root.join(MARKS).join(name);
+        let marker = marks_dir(root).join(name);
         if older_than_orphan_age(&marker) {
             unmark(root, name);
         }
         return false;
     }
+    // An empty file reads like a missing one: its writer may be between
+    // creating and filling it (a writer that does not rename).
     let owner = match std::fs::read_to_string(dir.join("pid")) {
-        Ok(text) => text,
-        Err(_) if older_than_orphan_age(&dir) => String::new(),
-        Err(_) => return false,
+        Ok(text) if !text.is_empty() => text,
+        _ if older_than_orphan_age(&dir) => String::new(),
+        _ => return false,
     };
     let first = owner.lines().next().unwrap_or("");
     // A created container keeps its entry, stopped or not, until `delete`.
@@ -681,7 +685,8 @@ mod tests {
     #[test]
     fn create_then_remove() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = State::create(tmp.path(), "a1").unwrap();
+        let root = tmp.path().join("vclab");
+        let s = State::create(&root, "a1").unwrap();
         s.write_owner(&[PathBuf::from("/sys/fs/cgroup/pids/vclab-a1")])
             .unwrap();
         let text = std::fs::read_to_string(s.dir.join("pid")).unwrap();
@@ -690,20 +695,18 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\n/sys/fs/cgroup/pids/vclab-a1\n"), "{text}");
-        assert!(matches!(
-            State::create(tmp.path(), "a1"),
-            Err(Error::Exists(_))
-        ));
+        assert!(matches!(State::create(&root, "a1"), Err(Error::Exists(_))));
         s.remove();
-        assert!(!tmp.path().join("a1").exists());
+        assert!(!root.join("a1").exists());
     }
 
     #[test]
     fn sweep_removes_dead_and_keeps_live() {
         let tmp = tempfile::tempdir().unwrap();
-        let live = State::create(tmp.path(), "live").unwrap();
+        let root = tmp.path().join("vclab");
+        let live = State::create(&root, "live").unwrap();
         live.write_owner(&[]).unwrap();
-        let dead = tmp.path().join("dead");
+        let dead = root.join("dead");
         std::fs::create_dir_all(dead.join("upper")).unwrap();
         let gone_cg = tmp.path().join("fake-cgroup");
         std::fs::create_dir(&gone_cg).unwrap();
@@ -713,34 +716,35 @@ mod tests {
             format!("99999999 5\n{}\n", gone_cg.display()),
         )
         .unwrap();
-        let fresh = tmp.path().join("fresh");
+        let fresh = root.join("fresh");
         std::fs::create_dir(&fresh).unwrap();
         // Not marked: only the full sweep visits it.
-        assert!(sweep(tmp.path()).is_empty());
-        assert_eq!(sweep_all(tmp.path()), vec!["dead".to_string()]);
+        assert!(sweep(&root).is_empty());
+        assert_eq!(sweep_all(&root), vec!["dead".to_string()]);
         assert!(!dead.exists());
         assert!(!gone_cg.exists());
         assert!(live.dir.exists());
         assert!(fresh.exists());
         // A marked entry of a dead launcher: the quick sweep finds it, and
-        // drops its marker (the marker directory goes when empty).
-        let killed = State::create(tmp.path(), "killed").unwrap();
+        // drops its marker.
+        let killed = State::create(&root, "killed").unwrap();
         std::fs::write(killed.dir.join("pid"), "99999999 5\n").unwrap();
-        assert!(tmp.path().join(MARKS).join("killed").exists());
-        assert_eq!(sweep(tmp.path()), vec!["killed".to_string()]);
+        let marks = marks_dir(&root);
+        assert_eq!(marks, tmp.path().join("vclab-launchers"));
+        assert!(marks.join("killed").exists());
+        assert_eq!(sweep(&root), vec!["killed".to_string()]);
         assert!(!killed.dir.exists());
-        assert!(tmp.path().join(MARKS).join("live").exists());
+        assert!(!marks.join("killed").exists());
+        assert!(marks.join("live").exists());
         live.remove();
-        assert!(
-            !tmp.path().join(MARKS).exists(),
-            "empty marker directory removed"
-        );
+        assert!(!marks.join("live").exists());
     }
 
     #[test]
     fn created_containers_are_not_swept() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = State::create(tmp.path(), "det").unwrap();
+        let root = tmp.path().join("vclab");
+        let s = State::create(&root, "det").unwrap();
         s.hand_over(
             Proc {
                 pid: 99_999_999,
@@ -749,8 +753,8 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert!(sweep(tmp.path()).is_empty());
-        let e = Entry::open(tmp.path(), "det").unwrap();
+        assert!(sweep(&root).is_empty());
+        let e = Entry::open(&root, "det").unwrap();
         assert!(!e.launcher_alive());
         assert_eq!(e.status(), ContainerStatus::Creating, "no record yet");
         let rec = Record {
@@ -768,13 +772,13 @@ mod tests {
             poststop: Vec::new(),
         };
         s.write_record(&rec).unwrap();
-        let e = Entry::open(tmp.path(), "det").unwrap();
+        let e = Entry::open(&root, "det").unwrap();
         assert_eq!(e.status(), ContainerStatus::Stopped);
         let st = e.oci_state();
         assert_eq!((st.pid, st.bundle.as_str()), (0, "/b"));
-        assert_eq!(entries(tmp.path()).len(), 1);
+        assert_eq!(entries(&root).len(), 1);
         assert!(matches!(
-            Entry::open(tmp.path(), "nope"),
+            Entry::open(&root, "nope"),
             Err(Error::NotFound(_))
         ));
     }

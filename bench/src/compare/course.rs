@@ -161,6 +161,9 @@ fn weight(r: &Results) -> CourseLine {
     if let Some(s) = artifact_mib(r, "rootfs") {
         measured += &format!("; rootfs image {s:.1} MiB");
     }
+    if let Some(d) = &r.config.density {
+        measured += &format!("; {d}");
+    }
     let verdict = match lightest_vm {
         Some((row, mib)) if mib < 1024.0 => {
             format!("disagrees: {row} needed {mib:.1} MiB of host memory, not GBs")

@@ -73,6 +73,10 @@ pub struct Args {
     /// Pin the harness to one CPU and every instance to another (sched_setaffinity).
     #[arg(long)]
     pub pin: bool,
+    /// The `vclab density` report whose marginal costs the course table's "weight" line quotes
+    /// (default: the newest `results/*-density` directory, if any).
+    #[arg(long, value_name = "DIR")]
+    pub density: Option<PathBuf>,
     /// Run each workload kernel this many times longer (its default iterations × N): longer runs
     /// average out short disturbances of the host.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -225,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             precision: args.precision,
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),
+            density: density_quote(args.density.as_deref())?,
         },
         artifacts,
         cases: Vec::new(),
@@ -248,6 +253,37 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The density report's line for the course table: from `dir` (an error if
+/// it is not one), else from the newest `*-density` directory of the results
+/// root (none: no quote).
+fn density_quote(dir: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    use crate::density::project::weight_line;
+    use crate::density::record::DensityRecord;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let newest = std::fs::read_dir(default_results_root())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| DensityRecord::is_density_dir(p))
+                .max();
+            match newest {
+                Some(d) => d,
+                None => return Ok(None),
+            }
+        }
+    };
+    let record = DensityRecord::load(&dir).with_context(|| {
+        format!(
+            "{} is not a vclab density report (give a directory written by vclab density)",
+            dir.display()
+        )
+    })?;
+    Ok(weight_line(&record).map(|l| format!("{l} ({})", dir.display())))
 }
 
 /// Pins this process (the harness) to `cpu`; a failure only loses the pinning.

@@ -71,6 +71,11 @@ pub struct RunConfig {
     /// `--pin`: the harness ran on one CPU and every instance on another.
     #[serde(default)]
     pub pinned: bool,
+    /// The density report the course table's "weight" line quotes: its
+    /// marginal costs per idle instance and where it was read (`--density DIR`,
+    /// else the newest `results/*-density`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<String>,
 }
 
 /// One workload kernel with its parameters (the same everywhere, so checksums must agree).

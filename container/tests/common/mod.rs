@@ -88,7 +88,7 @@ pub fn dirs_named(dir: &Path, prefix: &str, depth: u32) -> Vec<PathBuf> {
 }
 
 /// What runs whose id starts with `prefix` left behind, one entry a thing:
-/// state under /run/vclab, mounts, `vclab-<prefix>*` cgroups anywhere under
+/// state under /run/vclab, launcher markers under /run/vclab-launchers, mounts, `vclab-<prefix>*` cgroups anywhere under
 /// /sys/fs/cgroup (v1 controllers and the cgroup2 mount).
 pub fn leftovers(prefix: &str) -> Vec<String> {
     let mut left: Vec<String> = std::fs::read_dir("/run/vclab")
@@ -99,6 +99,17 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
+    // Launcher markers (vclab_container::state::marks_dir).
+    left.extend(
+        std::fs::read_dir("/run/vclab-launchers")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                    .map(|e| e.path().display().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
     let cgroups = dirs_named(Path::new("/sys/fs/cgroup"), &format!("vclab-{prefix}"), 7);
     left.extend(cgroups.iter().map(|p| p.display().to_string()));
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
