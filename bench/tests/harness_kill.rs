@@ -85,8 +85,12 @@ fn leftovers(pid: i32, tree_before: &[(i32, String)]) -> Vec<String> {
     out
 }
 
+/// The tests look at the whole host's state: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn sigkill_of_the_harness_leaves_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = {
         let manifest =
             vclab_vmm::cache::Manifest::load(&vclab_vmm::cache::dir()).map_err(|e| e.to_string());
@@ -165,4 +169,83 @@ fn sigkill_of_the_harness_leaves_nothing() {
         );
     }
     assert!(tried > 0, "no row could run here: nothing was tested");
+}
+
+/// The same for `vclab density` holding detached vclab containers (no
+/// launcher process stays for them): the guard deletes them.
+#[test]
+fn sigkill_of_a_density_ramp_leaves_no_detached_container() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let env = {
+        let manifest =
+            vclab_vmm::cache::Manifest::load(&vclab_vmm::cache::dir()).map_err(|e| e.to_string());
+        let mut env = Env::bare(PathBuf::from(env!("CARGO_BIN_EXE_vclab")));
+        env.manifest = manifest;
+        env
+    };
+    if let Some(why) = runtime::of(RuntimeId::Container).unavailable(&env) {
+        eprintln!("container: not run here ({why})");
+        return;
+    }
+    let before = leftovers(0, &[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vclab"))
+        .args([
+            "density",
+            "--runtimes",
+            "container",
+            "--max",
+            "400",
+            "--step",
+            "5",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Wait until a few detached containers are held (their inits are children of the harness).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut snapshot = Vec::new();
+    while Instant::now() < deadline {
+        snapshot = tree::tree(pid)
+            .into_iter()
+            .filter_map(|p| comm(p).map(|c| (p, c)))
+            .collect();
+        if snapshot
+            .iter()
+            .filter(|(_, c)| c == "vclab-workload")
+            .count()
+            >= 5
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        snapshot
+            .iter()
+            .filter(|(_, c)| c == "vclab-workload")
+            .count()
+            >= 5,
+        "no held containers within 60 s: {snapshot:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let new = || -> Vec<String> {
+        leftovers(pid, &snapshot)
+            .into_iter()
+            .filter(|l| !before.contains(l))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut left = new();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        left = new();
+    }
+    assert!(left.is_empty(), "SIGKILL of vclab density left {left:#?}");
 }

@@ -125,7 +125,12 @@ pub fn check(probe: &Probe, seen: &[(i32, u64)]) -> Vec<String> {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if n != "pid" && n != "oci" {
+                if n == "oci.d" {
+                    // The guard's records: one left is a container not deleted.
+                    for r in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                        out.push(format!("guard record {}", r.path().display()));
+                    }
+                } else if n != "pid" {
                     out.push(format!("instance files {}", e.path().display()));
                 }
             }

@@ -76,7 +76,14 @@ impl Runtime for VclabContainer {
             let mut args: Vec<std::ffi::OsString> = vec!["--rootfs".into(), rootfs.into()];
             args.extend(["--", "/bin/vclab-workload"].map(Into::into));
             args.extend(workload_args(&Workload::Idle));
-            return hold::hold_vclab_detached(&bin, &id, &args, self.ready_line(), opts);
+            return hold::hold_vclab_detached(
+                &bin,
+                &id,
+                &args,
+                self.ready_line(),
+                opts,
+                env.harness.clone(),
+            );
         }
         let mut launch = self.launch(env, &Workload::Idle, seq)?;
         let at = env.launcher_argv().len();

@@ -13,6 +13,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -21,7 +22,7 @@ use vclab_contract::{Failure, FailureReport};
 
 use super::{fail, spawn_failure, Launch};
 use crate::compare::oci::Bundle;
-use crate::spawn::guard;
+use crate::spawn::guard::{self, Harness};
 use crate::spawn::{tree, Spawned};
 
 /// How long a held instance may take to stop after SIGTERM before it is killed.
@@ -155,15 +156,25 @@ enum Owner {
     /// An OCI bundle: its drop deletes the container (`delete -f`), removes
     /// its cgroups and unregisters it from the harness's guard.
     Bundle(Bundle),
-    /// A detached vclab container: `BIN delete -f ID`.
-    Vclab { bin: PathBuf, id: String },
+    /// A detached vclab container: `BIN delete -f ID`, then forgotten by the
+    /// harness's guard.
+    Vclab {
+        bin: PathBuf,
+        id: String,
+        harness: Option<Arc<Harness>>,
+    },
 }
 
 impl Owner {
     fn remove(self) {
         match self {
             Owner::Bundle(b) => drop(b),
-            Owner::Vclab { bin, id } => guard::delete_oci("vclab-container", &bin, &id),
+            Owner::Vclab { bin, id, harness } => {
+                guard::delete_oci("vclab-container", &bin, &id);
+                if let Some(h) = harness {
+                    h.unregister_oci(&id);
+                }
+            }
         }
     }
 }
@@ -288,23 +299,24 @@ pub fn hold_oci(
 
 /// Starts a vclab container detached: `BIN run --detach --json --id ID
 /// ARGS...`; its pid comes from the OCI state it prints; `BIN delete -f ID`
-/// removes it.
-///
-/// It is not registered with the harness's guard: registering rewrites the
-/// harness's `pid` file in place, and a launcher sweeping /run/vclab at that
-/// moment reads it empty and removes the whole harness entry (seen at
-/// concurrency 2 and 8). So a SIGKILLed harness leaves its detached vclab
-/// containers running (Ctrl-C does not); `vclab-container list` shows them.
+/// removes it. It is recorded with the harness's guard first (one file), so a
+/// SIGKILLed harness's guard deletes it too.
 pub fn hold_vclab_detached(
     bin: &Path,
     id: &str,
     args: &[OsString],
     ready: &str,
     opts: &HoldOptions,
+    harness: Option<Arc<Harness>>,
 ) -> Result<Box<dyn Held>, FailureReport> {
+    if let Some(h) = &harness {
+        h.register_oci("vclab-container", bin, id)
+            .map_err(|e| fail(Failure::SetupFailed, e.to_string()))?;
+    }
     let owner = Owner::Vclab {
         bin: bin.to_path_buf(),
         id: id.to_string(),
+        harness,
     };
     let mut argv: Vec<OsString> = vec![
         bin.into(),

@@ -3,8 +3,10 @@
 //! bundles, the launcher's state. The harness keeps all of it under one
 //! state entry, `/run/vclab/harness-<pid>/` (rootless: the launcher's
 //! rootless state root), in the launcher's state format (a `pid` file with
-//! the owner's pid and start time, then cgroup directories), plus an `oci`
-//! file (`RUNTIME BIN ID` lines) and the bundles.
+//! the owner's pid and start time: the guard's, so that a launcher sweeping
+//! dead owners leaves the entry to the guard), plus the bundles and one small
+//! file per OCI container, `oci.d/<id>` (`RUNTIME BIN`): registering or
+//! forgetting one costs the same with 5 or 5,000 held.
 //!
 //! A guard process (`vclab guard DIR`, hidden) starts with the harness, in
 //! its own session (a Ctrl-C to the terminal does not reach it), and blocks
@@ -52,8 +54,6 @@ pub enum GuardError {
 #[derive(Debug)]
 pub struct Harness {
     dir: PathBuf,
-    /// The OCI containers alive now: (runtime, binary, id).
-    oci: Mutex<Vec<(String, PathBuf, String)>>,
     guard: Mutex<Option<Child>>,
 }
 
@@ -78,14 +78,18 @@ impl Harness {
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         let h = Harness {
             dir,
-            oci: Mutex::new(Vec::new()),
             guard: Mutex::new(None),
         };
-        h.write_owner()?;
+        // The entry's owner is the guard when there is one: it outlives the
+        // harness until it has cleaned up, so a launcher sweeping dead owners
+        // never removes the entry (and its container records) first.
+        let mut owner = std::process::id();
         if let Some(exe) = guard_exe {
             let child = spawn_guard(exe, &h.dir)?;
+            owner = child.id();
             *h.guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         }
+        h.write_owner(owner)?;
         Ok(h)
     }
 
@@ -102,8 +106,9 @@ impl Harness {
         Ok(d)
     }
 
-    fn write_owner(&self) -> Result<(), GuardError> {
-        let me = std::process::id();
+    /// Writes the entry's `pid` file: `owner`'s pid and start time.
+    fn write_owner(&self, owner: u32) -> Result<(), GuardError> {
+        let me = owner;
         let start = std::fs::read_to_string(format!("/proc/{me}/stat"))
             .ok()
             .and_then(|s| {
@@ -111,47 +116,38 @@ impl Harness {
                 rest.split(' ').nth(19).map(str::to_string)
             })
             .unwrap_or_else(|| "0".into());
-        let mut text = format!("{me} {start}\n");
-        let mut oci = String::new();
-        for (runtime, bin, id) in self.oci.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            oci += &format!("{runtime} {} {id}\n", bin.display());
-            for c in cgroup_dirs_named(id) {
-                text += &format!("{}\n", c.display());
-            }
-        }
-        self.replace("oci", &oci)?;
-        self.replace("pid", &text)
+        replace(&self.dir.join("pid"), &format!("{me} {start}\n"))
     }
 
-    /// Writes `name` in the entry through a temporary file and a rename: a
-    /// launcher sweeping `/run/vclab` meanwhile reads the old file or the new
-    /// one, never an empty one (which it would take for a dead owner).
-    fn replace(&self, name: &str, text: &str) -> Result<(), GuardError> {
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).map_err(write_err(&tmp))?;
-        let path = self.dir.join(name);
-        std::fs::rename(&tmp, &path).map_err(write_err(&path))
-    }
-
-    /// Records an OCI container (`runtime` is `runc` or `crun`) and the
-    /// cgroup directories it may create, for the guard to delete.
+    /// Records an OCI container (`runtime` is `runc`, `crun` or
+    /// `vclab-container`), for the guard to delete (`BIN delete -f ID`, which
+    /// also removes its cgroups).
     pub fn register_oci(&self, runtime: &str, bin: &Path, id: &str) -> Result<(), GuardError> {
-        self.oci.lock().unwrap_or_else(|e| e.into_inner()).push((
-            runtime.to_string(),
-            bin.to_path_buf(),
-            id.to_string(),
-        ));
-        self.write_owner()
+        let d = self.dir.join(OCI_DIR);
+        std::fs::create_dir_all(&d).map_err(write_err(&d))?;
+        replace(&d.join(id), &format!("{runtime} {}\n", bin.display()))
     }
 
     /// Forgets an OCI container that has been deleted.
     pub fn unregister_oci(&self, id: &str) {
-        self.oci
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(_, _, i)| i != id);
-        let _ = self.write_owner();
+        let _ = std::fs::remove_file(self.dir.join(OCI_DIR).join(id));
     }
+}
+
+/// The entry's folder of OCI container records.
+const OCI_DIR: &str = "oci.d";
+
+/// Writes `path` through a temporary file and a rename: a launcher sweeping
+/// `/run/vclab` meanwhile reads the old file or the new one, never an empty
+/// one (which it would take for a dead owner).
+fn replace(path: &Path, text: &str) -> Result<(), GuardError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(write_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(write_err(path))
 }
 
 /// Every place a cgroup named `id` at a hierarchy's root can be
@@ -216,16 +212,23 @@ impl Drop for Harness {
     }
 }
 
-/// Deletes the OCI containers listed in `dir/oci`, then removes the entry
-/// (its cgroups' tasks killed first).
+/// Deletes the OCI containers recorded in `dir/oci.d`, then removes the
+/// entry (the tasks of the cgroups its pid file lists killed first).
 pub fn clean(dir: &Path) {
-    if let Ok(text) = std::fs::read_to_string(dir.join("oci")) {
-        for line in text.lines() {
-            let mut f = line.splitn(3, ' ');
-            let (Some(runtime), Some(bin), Some(id)) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            delete_oci(runtime, Path::new(bin), id);
+    for e in std::fs::read_dir(dir.join(OCI_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if id.starts_with('.') {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        if let Some((runtime, bin)) = text.trim_end().split_once(' ') {
+            delete_oci(runtime, Path::new(bin), &id);
         }
     }
     let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
