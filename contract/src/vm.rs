@@ -28,6 +28,8 @@ pub enum ExitReason {
     ConsoleMatch,
     /// `--timeout` ran out.
     Timeout,
+    /// The VMM was stopped by SIGINT or SIGTERM (`stop_signal` in the report names it).
+    Signal,
 }
 
 names!(ExitReason, "exit reason", {
@@ -39,6 +41,7 @@ names!(ExitReason, "exit reason", {
     InitHandoff => "init-handoff",
     ConsoleMatch => "console-match",
     Timeout => "timeout",
+    Signal => "signal",
 });
 
 impl ExitReason {
@@ -53,6 +56,7 @@ impl ExitReason {
             ExitReason::TripleFault | ExitReason::InternalError => Some(Failure::GuestFault),
             ExitReason::GuestPanic => Some(Failure::GuestPanic),
             ExitReason::Timeout => Some(Failure::Timeout),
+            ExitReason::Signal => Some(Failure::Killed),
         }
     }
 }

@@ -65,7 +65,7 @@ Options:
   -V, --version            print the version
 
 Signals: SIGINT and SIGTERM stop the VM cleanly, also when the VMM was started in the
-background with SIGINT ignored: the report is printed (--json: exit_reason \"timeout\",
+background with SIGINT ignored: the report is printed (--json: exit_reason \"signal\",
 stop_signal \"SIGINT\" or \"SIGTERM\") and the exit code is 130 or 143.
 
 Exit code: the guest's status written to the lab exit port; 0 after a reset or a
@@ -339,6 +339,11 @@ pub fn outcome(report: &VmReport) -> (i32, String) {
         ExitReason::Timeout => (
             EXIT_TIMEOUT,
             format!("timeout: the VM was stopped after {}", ms(report.exit_ns)),
+        ),
+        // A report from another VMM build without `stop_signal`.
+        ExitReason::Signal => (
+            EXIT_SIGTERM,
+            format!("stopped by a signal after {}", ms(report.exit_ns)),
         ),
         ExitReason::TripleFault => (
             EXIT_TRIPLE_FAULT,

@@ -136,7 +136,7 @@ pub struct VmReport {
     /// signal.
     pub exit_detail: Option<String>,
     /// The signal that stopped the VM (`SIGINT`, `SIGTERM`), if one did; `exit_reason` is then
-    /// `timeout` (stopped from outside before the guest ended).
+    /// `signal` (stopped from outside before the guest ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Each vCPU's instruction pointer when the VM ended (hex), for

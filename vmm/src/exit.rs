@@ -132,7 +132,7 @@ impl EndReason {
             // `vclab-contract` has no reason of its own for this yet: reported as
             // `timeout` (stopped from outside before the guest ended) with
             // `stop_signal` set in the report.
-            EndReason::Signal(_) => ExitReason::Timeout,
+            EndReason::Signal(_) => ExitReason::Signal,
         }
     }
 }

@@ -229,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             precision: args.precision,
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),
+            vm_hugepages: true,
             density: density_quote(args.density.as_deref())?,
         },
         artifacts,

@@ -71,6 +71,10 @@ pub struct RunConfig {
     /// `--pin`: the harness ran on one CPU and every instance on another.
     #[serde(default)]
     pub pinned: bool,
+    /// The vclab unikernel VMs ran mem-bw and mem-lat with guest RAM on
+    /// transparent huge pages (`vclab-vmm --hugepages on`).
+    #[serde(default)]
+    pub vm_hugepages: bool,
     /// The density report the course table's "weight" line quotes: its
     /// marginal costs per idle instance and where it was read (`--density DIR`,
     /// else the newest `results/*-density`).

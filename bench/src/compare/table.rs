@@ -191,6 +191,10 @@ pub fn method(r: &super::record::Results) -> String {
     if r.config.pinned {
         m += "; the harness and every instance pinned to separate CPUs";
     }
+    if r.config.vm_hugepages {
+        m += "; the vclab unikernel VMs run mem-bw and mem-lat with guest RAM on transparent huge \
+              pages (--hugepages on), as QEMU madvises its guest RAM";
+    }
     if let Some(p) = r.config.precision {
         m += &format!("; {}", precision_verdict(r, p));
     }

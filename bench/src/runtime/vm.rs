@@ -85,6 +85,11 @@ pub fn linux_skip(env: &Env, kernel_artifact: &str) -> Option<String> {
     ])
 }
 
+/// Whether `workload` is a memory kernel, run with guest RAM on huge pages.
+pub fn memory_bound(workload: &Workload) -> bool {
+    matches!(workload, Workload::Run(s) if s.kernel == "mem-bw" || s.kernel == "mem-lat")
+}
+
 /// Reads the VMM's `--json` report, the last stdout line.
 fn report(obs: &Observed) -> Option<VmReport> {
     vm_report::parse(obs.last_line())
@@ -162,6 +167,10 @@ impl Runtime for VclabVm {
                 } else {
                     // The UART on stdout, as under the peer VMMs.
                     argv.extend(["--lab-device", "off"].map(Into::into));
+                }
+                if memory_bound(workload) {
+                    // Guest RAM on transparent huge pages, as QEMU madvises its own.
+                    argv.extend(["--hugepages", "on"].map(Into::into));
                 }
                 argv.push("--json".into());
                 Ok(Launch::argv(env, argv))
