@@ -113,6 +113,9 @@ pub enum Error {
     /// `kill`'s signal is unknown.
     #[error("unknown signal {0:?}: give a name (TERM, KILL, SIGUSR1) or a number")]
     Signal(String),
+    /// `--net` is not `host`.
+    #[error("unknown --net {0:?}: give host (share the host's network namespace; the default is a new one with loopback only)")]
+    Net(String),
     /// `list --format` is unknown.
     #[error("unknown --format {0:?}: give table or json")]
     Format(String),
@@ -179,6 +182,9 @@ pub struct Options {
     pub read_only: bool,
     /// `--init`.
     pub init: bool,
+    /// `--net host`: no network namespace of its own (weaker isolation,
+    /// opt-in; saves about 0.2 MiB of kernel memory per container).
+    pub net_host: bool,
     /// `--id`.
     pub id: Option<String>,
     /// `--json`.
@@ -277,6 +283,8 @@ Options:
       --user UID[:GID]   User and optional group inside the container, as numbers
       --read-only        Mount the container's root file system read-only
       --init             Run a tiny init as PID 1 that reaps zombies and forwards signals
+      --net host         Share the host's network namespace (weaker isolation; the
+                         default is a new one with loopback only)
   -v, --volume HOST:CTR[:ro]  Bind-mount the host path HOST at CTR (read-only with :ro)
       --console-socket PATH  With process.terminal: send the pty master to the unix
                          socket PATH (SCM_RIGHTS, as runc); else an attached run relays it
@@ -459,6 +467,7 @@ fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
         user: None,
         read_only: false,
         init: false,
+        net_host: false,
         id: None,
         json: false,
         detach: create,
@@ -540,6 +549,10 @@ fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
             Long("user") => o.user = Some(parse_user(&text(&mut p, "--user", "UID[:GID]")?)?),
             Long("read-only") => o.read_only = true,
             Long("init") => o.init = true,
+            Long("net") => match text(&mut p, "--net", "host")?.as_str() {
+                "host" => o.net_host = true,
+                other => return Err(Error::Net(other.to_string())),
+            },
             Long("id") => o.id = Some(text(&mut p, "--id", "ID")?),
             Long("json") => o.json = true,
             Short(c) => return Err(Error::UnknownOption(format!("-{c}"))),
@@ -610,6 +623,10 @@ impl Options {
         }
         cfg.read_only |= self.read_only;
         cfg.init |= self.init;
+        if self.net_host {
+            cfg.namespaces
+                .retain(|n| *n != crate::namespaces::Namespace::Network);
+        }
         cfg.terminal |= self.tty;
         for v in self.volumes {
             if !v.host.exists() {
@@ -804,6 +821,7 @@ mod tests {
                 user: Some((1000, 100)),
                 read_only: true,
                 init: true,
+                net_host: false,
                 id: Some("x1".into()),
                 json: true,
                 detach: false,
@@ -832,7 +850,13 @@ mod tests {
         assert_eq!(o.env, ["K=V"]);
         assert_eq!(o.workdir.as_deref(), Some("/x"));
         assert_eq!(o.user, Some((7, 7)));
-        assert!(!o.json && !o.init && !o.read_only);
+        assert!(!o.json && !o.init && !o.read_only && !o.net_host);
+        let o = opts(&["--net", "host", "--rootfs", "/r", "--", "true"]);
+        assert!(o.net_host);
+        assert!(matches!(
+            parse(args(&["--net", "bridge", "--rootfs", "/r", "--", "true"])),
+            Err(Error::Net(_))
+        ));
         let o = opts(&["--bundle", "/b", "--json"]);
         assert_eq!((o.image, o.command.len()), (Image::Bundle("/b".into()), 0));
     }

@@ -363,7 +363,11 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
         mode: cg_mode,
         v2_root: host.v2_root.clone(),
     };
-    let cgroup = Cgroup::create(&cg_host, &id, &cfg.limits)?;
+    // A created container is lean (v1 and hybrid controllers): cgroups of its
+    // own only for its limits, accounted in the shared memory cgroup
+    // otherwise. An attached run keeps its own in every controller, for the
+    // peak memory and CPU time of its report.
+    let cgroup = Cgroup::create_as(&cg_host, &id, &cfg.limits, detached)?;
     let cgroup = cleanup.cgroup.insert(cgroup);
     let cgroup_dirs = cgroup.dirs();
     st.write_owner(&cgroup_dirs)?;

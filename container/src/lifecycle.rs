@@ -289,6 +289,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
     e.remove();
     // remove_entry ignores errors; say so if a cgroup is still there.
     crate::cgroups::remove_dirs(&cgroups)?;
+    // A lean container was accounted in the shared memory cgroup: the last
+    // one deleted removes it.
+    if let Some(shared) = crate::cgroups::v1::shared_dir() {
+        crate::cgroups::v1::release_shared(&shared);
+    }
     if let Some(r) = &e.record {
         hooks::run_warn(
             "poststop",

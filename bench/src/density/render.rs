@@ -15,6 +15,7 @@ use super::record::{DensityRecord, Ramp, FILE};
 use crate::compare::export::{write_atomic, ExportError};
 use crate::compare::html::{escape, html_table};
 use crate::compare::stats;
+use crate::runtime::RuntimeId;
 
 /// Errors of the render step.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,18 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(0xe3, 0x77, 0xc2),
     RGBColor(0x7f, 0x7f, 0x7f),
 ];
+
+/// What one idle instance of `rt` is, as the ramp holds it: the configuration its costs describe.
+pub fn held_as(rt: RuntimeId) -> &'static str {
+    match rt {
+        RuntimeId::Bare => "`vclab-workload idle` as a child of the harness",
+        RuntimeId::Container => "a detached vclab container (no launcher process kept) with new PID, mount, UTS, IPC, network (loopback only) and cgroup namespaces over an overlay of the lab rootfs; it has no limits, so no cgroup of its own: its memory is accounted in one shared `vclab` memory cgroup below the harness's",
+        RuntimeId::Runc | RuntimeId::Crun => "`run --detach` of an OCI bundle over the same rootfs (PID, IPC, UTS, mount and network namespaces), a cgroup of its own in every controller, no runtime process kept",
+        RuntimeId::MicrovmUnikernel | RuntimeId::MicrovmUnikernelUart => "`vclab-vmm` running the unikernel in idle mode: 1 vCPU on the VMM's main thread, guest RAM on small pages",
+        RuntimeId::QemuMicrovm | RuntimeId::Firecracker | RuntimeId::CloudHypervisor => "the peer VMM running the same unikernel in idle mode, 1 vCPU",
+        RuntimeId::MicrovmLinux | RuntimeId::QemuMicrovmLinux | RuntimeId::VmDistro => "a Linux guest booted to its idle init",
+    }
+}
 
 /// The ramps of `r` with their labels (`runtime`, `runtime (KSM)`).
 fn ramps(r: &DensityRecord) -> Vec<(String, &Ramp)> {
@@ -586,6 +599,15 @@ pub fn html(r: &DensityRecord, plots: &[Plot]) -> String {
             "ksm",
         );
     }
+    out += "<p>What each runtime held:</p><ul id=\"held\">";
+    for rr in &r.runtimes {
+        out += &format!(
+            "<li><b>{}</b>: {}.</li>",
+            rr.runtime,
+            escape(held_as(rr.runtime))
+        );
+    }
+    out += "</ul>\n";
     out += "<p>What the measures are:</p><ul id=\"measures\">";
     for m in Measure::ALL {
         out += &format!("<li><b>{}</b>: {}.</li>", m.name(), escape(m.meaning()));
@@ -632,7 +654,6 @@ mod tests {
     use super::*;
     use crate::density::plan::{Budget, Plan};
     use crate::density::record::{Meminfo, Rate, RuntimeRun, Step, StopReason};
-    use crate::runtime::RuntimeId;
 
     /// A record whose ramp costs exactly 1 MiB of MemAvailable, 0.25 MiB
     /// of Pss and 0.5 MiB of kernel memory per instance.

@@ -144,12 +144,24 @@ impl Cgroup {
     /// hierarchies `host` names and writes `limits`. On error, whatever was
     /// created is removed again.
     pub fn create(host: &Host, id: &str, limits: &Limits) -> Result<Self, Error> {
+        Self::create_as(host, id, limits, false)
+    }
+
+    /// [`Cgroup::create`]; `lean` (v1 and hybrid controllers): directories
+    /// of its own only in the controllers a limit needs, accounted in the
+    /// shared memory cgroup otherwise ([`v1::Cgroup::plan_lean`]). A v2
+    /// cgroup is always the container's own.
+    pub fn create_as(host: &Host, id: &str, limits: &Limits, lean: bool) -> Result<Self, Error> {
         let name = format!("vclab-{id}");
         let own = || read_small("/proc/self/cgroup");
         let cg = match host.mode {
             CgroupMode::V1 | CgroupMode::Hybrid => {
                 let mounts = read_small("/proc/self/mounts");
-                Cgroup::V1(v1::Cgroup::create(&mounts, &own(), &name)?)
+                Cgroup::V1(if lean {
+                    v1::Cgroup::create_lean(&mounts, &own(), &name, limits)?
+                } else {
+                    v1::Cgroup::create(&mounts, &own(), &name)?
+                })
             }
             CgroupMode::V2 => Cgroup::V2(v2::Cgroup::create(&host.v2_root, &own(), &name, limits)?),
             CgroupMode::None => return Ok(Cgroup::None),
@@ -204,9 +216,14 @@ impl Cgroup {
         }
     }
 
-    /// Removes the cgroup directories, waiting for their tasks to leave.
+    /// Removes the cgroup directories, waiting for their tasks to leave
+    /// (and the shared accounting cgroup of a lean v1 container if it is
+    /// empty).
     pub fn remove(&self) -> Result<(), Error> {
-        remove_dirs(&self.dirs())
+        match self {
+            Cgroup::V1(cg) => cg.remove(),
+            _ => remove_dirs(&self.dirs()),
+        }
     }
 }
 

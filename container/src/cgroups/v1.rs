@@ -8,8 +8,15 @@ use super::{below, own_path, read_key, read_u64, write_file, Error, Limits, Usag
 /// The v1 controllers a container uses.
 pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
 
+/// The shared accounting cgroup of lean containers (below the launcher's
+/// own memory cgroup): `vclab`.
+pub const SHARED: &str = "vclab";
+
 /// A container's v1 cgroup: one directory per controller (co-mounted
-/// controllers such as `cpu,cpuacct` share one).
+/// controllers such as `cpu,cpuacct` share one). A lean container
+/// ([`Cgroup::create_lean`]) has directories of its own only in the
+/// controllers it has a limit in, and is accounted in the [`SHARED`] memory
+/// cgroup otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cgroup {
     /// `memory` directory.
@@ -20,6 +27,10 @@ pub struct Cgroup {
     pub cpuacct: Option<PathBuf>,
     /// `pids` directory.
     pub pids: Option<PathBuf>,
+    /// The shared memory cgroup ([`SHARED`]) the container is accounted in
+    /// when it has no memory directory of its own: joined, never listed in
+    /// [`Cgroup::dirs`], removed (best effort) by the last one to leave.
+    pub shared: Option<PathBuf>,
 }
 
 /// Finds the mount point of each v1 hierarchy in the text of
@@ -57,19 +68,71 @@ impl Cgroup {
             cpu: dir_of("cpu"),
             cpuacct: dir_of("cpuacct"),
             pids: dir_of("pids"),
+            shared: None,
         }
+    }
+
+    /// Plans a lean container's cgroup: directories of its own only in the
+    /// controllers `limits` needs (memory for `--memory`, cpu for `--cpus`,
+    /// pids for `--pids`); without a memory limit it is accounted in the
+    /// shared memory cgroup ([`SHARED`]). Every memory cgroup costs the
+    /// kernel a shrinker map sized by every memcg-aware shrinker on the host
+    /// (one per superblock: ~10 per container), about 0.7 MiB each once a few
+    /// thousand containers have run, so one per container does not scale.
+    pub fn plan_lean(mounts: &str, proc_cgroup: &str, name: &str, limits: &Limits) -> Self {
+        let full = Self::plan(mounts, proc_cgroup, name);
+        let shared = if limits.memory_bytes.is_none() {
+            full.memory
+                .as_deref()
+                .and_then(Path::parent)
+                .map(|p| p.join(SHARED))
+        } else {
+            None
+        };
+        Cgroup {
+            memory: full.memory.filter(|_| limits.memory_bytes.is_some()),
+            cpu: full.cpu.clone().filter(|_| limits.cpu_quota_us.is_some()),
+            cpuacct: full
+                .cpuacct
+                .filter(|d| limits.cpu_quota_us.is_some() && full.cpu.as_ref() == Some(d)),
+            pids: full.pids.filter(|_| limits.pids.is_some()),
+            shared,
+        }
+    }
+
+    /// Plans ([`Cgroup::plan_lean`]) and creates the directories; the shared
+    /// one is made when missing.
+    pub fn create_lean(
+        mounts: &str,
+        proc_cgroup: &str,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Self, Error> {
+        let cg = Self::plan_lean(mounts, proc_cgroup, name, limits);
+        cg.make_dirs()?;
+        if let Some(shared) = &cg.shared {
+            make_shared(shared).inspect_err(|_| {
+                let _ = cg.remove();
+            })?;
+        }
+        Ok(cg)
     }
 
     /// Plans and creates the directories.
     pub fn create(mounts: &str, proc_cgroup: &str, name: &str) -> Result<Self, Error> {
         let cg = Self::plan(mounts, proc_cgroup, name);
-        for dir in cg.dirs() {
+        cg.make_dirs()?;
+        Ok(cg)
+    }
+
+    fn make_dirs(&self) -> Result<(), Error> {
+        for dir in self.dirs() {
             if let Err(source) = std::fs::create_dir(&dir) {
-                let _ = cg.remove();
+                let _ = self.remove();
                 return Err(Error::Create { path: dir, source });
             }
         }
-        Ok(cg)
+        Ok(())
     }
 
     /// The distinct directories.
@@ -105,9 +168,12 @@ impl Cgroup {
 
     /// Moves `pid` into every directory.
     pub fn add(&self, pid: i32) -> Result<(), Error> {
-        let pid = pid.to_string();
+        let text = pid.to_string();
         for dir in self.dirs() {
-            write_file(&dir, "cgroup.procs", &pid)?;
+            write_file(&dir, "cgroup.procs", &text)?;
+        }
+        if let Some(shared) = &self.shared {
+            join_shared(shared, &text)?;
         }
         Ok(())
     }
@@ -127,10 +193,58 @@ impl Cgroup {
         }
     }
 
-    /// Removes every directory.
+    /// Removes every directory of its own, then the shared one if it is
+    /// empty.
     pub fn remove(&self) -> Result<(), Error> {
-        super::remove_dirs(&self.dirs())
+        let r = super::remove_dirs(&self.dirs());
+        if let Some(shared) = &self.shared {
+            release_shared(shared);
+        }
+        r
     }
+}
+
+fn make_shared(dir: &Path) -> Result<(), Error> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Create {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `pid` to the shared cgroup's `cgroup.procs`; if the last member's
+/// clean-up removed the directory in between, makes it again (a few times).
+fn join_shared(dir: &Path, pid: &str) -> Result<(), Error> {
+    let mut tries = 0;
+    loop {
+        match write_file(dir, "cgroup.procs", pid) {
+            Err(Error::Write { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < 5 =>
+            {
+                tries += 1;
+                make_shared(dir)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Removes the shared cgroup if no task is left in it (one try: EBUSY means
+/// other containers still use it).
+pub fn release_shared(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// The shared memory cgroup below this process's own memory cgroup (where
+/// a lean container created from here is accounted), from
+/// `/proc/self/mounts` and `/proc/self/cgroup`.
+pub fn shared_dir() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    Cgroup::plan(&mounts, &own, SHARED).memory
 }
 
 fn need<'a>(
@@ -188,6 +302,63 @@ mod tests {
         assert_eq!(cg.dirs().len(), 3, "co-mounted cpu,cpuacct counted once");
     }
 
+    #[test]
+    fn lean_plan_has_own_dirs_only_for_limits() {
+        let none = Cgroup::plan_lean(MOUNTS, OWN, "vclab-t", &Limits::default());
+        assert!(none.dirs().is_empty(), "no limit: no cgroup of its own");
+        assert_eq!(
+            none.shared.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory/process_api/abc/vclab"))
+        );
+        let limits = Limits {
+            memory_bytes: Some(1 << 20),
+            pids: Some(8),
+            ..Default::default()
+        };
+        let some = Cgroup::plan_lean(MOUNTS, OWN, "vclab-t", &limits);
+        assert_eq!(some.shared, None, "its own memory cgroup accounts it");
+        assert_eq!(
+            some.dirs(),
+            [
+                PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/vclab-t"),
+                PathBuf::from("/sys/fs/cgroup/pids/vclab-t")
+            ]
+        );
+        let cpus = Limits {
+            cpu_quota_us: Some(50_000),
+            ..Default::default()
+        };
+        let cpu = Cgroup::plan_lean(MOUNTS, OWN, "vclab-t", &cpus);
+        assert_eq!(
+            cpu.dirs(),
+            [PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/vclab-t")]
+        );
+    }
+
+    #[test]
+    fn lean_cgroup_shares_one_memory_cgroup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join(SHARED);
+        let cg = Cgroup {
+            shared: Some(shared.clone()),
+            ..Default::default()
+        };
+        make_shared(&shared).unwrap();
+        make_shared(&shared).unwrap();
+        // A plain directory takes the write as a file; the clean-up of the
+        // last member removes it only when empty.
+        cg.add(42).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(shared.join("cgroup.procs")).unwrap(),
+            "42"
+        );
+        cg.remove().unwrap();
+        assert!(shared.exists(), "not empty: kept");
+        std::fs::remove_file(shared.join("cgroup.procs")).unwrap();
+        cg.remove().unwrap();
+        assert!(!shared.exists());
+    }
+
     fn fake_dir(files: &[&str]) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         for f in files {
@@ -206,6 +377,7 @@ mod tests {
             cpu: Some(cpu.path().into()),
             cpuacct: Some(cpu.path().into()),
             pids: Some(pids.path().into()),
+            shared: None,
         };
         let limits = Limits {
             memory_bytes: Some(16 << 20),
