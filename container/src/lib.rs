@@ -590,7 +590,6 @@ fn child_setup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cgroups::Placement;
 
     #[test]
     fn path_lookup_candidates() {
@@ -617,32 +616,5 @@ mod tests {
         let err = run(&cfg).unwrap_err();
         assert!(matches!(err, Error::RootfsMissing(_)), "{err}");
         assert_eq!(err.exit_code(), 125);
-    }
-
-    #[test]
-    fn report_serialises_as_one_line() {
-        let r = RunReport {
-            id: "x".into(),
-            cgroup_mode: CgroupMode::Hybrid,
-            rootless: false,
-            start_monotonic_ns: 1,
-            exec_monotonic_ns: 2,
-            cgroup_placement: Placement::Migrated,
-            cgroup_attach_ns: 7_000_000,
-            exit_monotonic_ns: 3,
-            exit_code: 143,
-            signal: Some(15),
-            oom_killed: false,
-            memory_peak_bytes: Some(4096),
-            cpu_usage_ns: Some(10),
-            launcher_peak_rss_kib: Some(1500),
-        };
-        let line = serde_json::to_string(&r).unwrap();
-        assert!(!line.contains('\n'));
-        assert!(line.contains("\"cgroup_mode\":\"hybrid\""));
-        assert!(line.contains("\"cgroup_placement\":\"migrated\""));
-        assert!(line.contains("\"cgroup_attach_ns\":7000000"));
-        let back: RunReport = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, r);
     }
 }
