@@ -7,7 +7,8 @@ use super::plots::Plot;
 use super::record::Results;
 use super::table;
 
-const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1240px}\
+/// The reports' style sheet (compare and density).
+pub const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1300px}\
 h1{font-size:24px}h2{font-size:19px;margin-top:28px}\
 table{border-collapse:collapse;font-size:13px;margin:8px 0}\
 th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top}\
@@ -64,7 +65,8 @@ pub fn html_table(headers: &[&str], rows: &[Vec<String>], id: &str) -> String {
 }
 
 /// Strips the XML declaration so the SVG can sit inline in HTML.
-fn inline_svg(svg: &str) -> &str {
+/// An SVG file's `<svg>` element, for inlining in a page.
+pub fn inline_svg(svg: &str) -> &str {
     match svg.find("<svg") {
         Some(i) => &svg[i..],
         None => svg,

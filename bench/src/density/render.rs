@@ -13,7 +13,7 @@ use super::measure::Measure;
 use super::project::{self, Projection, Table};
 use super::record::{DensityRecord, Ramp, FILE};
 use crate::compare::export::{write_atomic, ExportError};
-use crate::compare::html::{escape, html_table};
+use crate::compare::html::{escape, html_table, inline_svg, CSS};
 use crate::compare::stats;
 use crate::runtime::RuntimeId;
 
@@ -349,18 +349,6 @@ fn fit_cell(f: Option<Fit>) -> String {
             )
         }
     }
-}
-
-const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1300px}\
-h1{font-size:24px}h2{font-size:19px;margin-top:28px}\
-table{border-collapse:collapse;font-size:13px;margin:8px 0}\
-th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#e8eef6}tr:nth-child(even) td{background:#f7f7f7}\
-td.failed{color:#b00;font-weight:bold}.host{font-size:14px;line-height:1.5}\
-figure{margin:12px 0}figcaption{font-size:13px;color:#555}";
-
-fn inline_svg(svg: &str) -> &str {
-    svg.find("<svg").map_or(svg, |i| &svg[i..])
 }
 
 /// Headers of the marginal-cost table.

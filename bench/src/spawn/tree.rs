@@ -156,7 +156,8 @@ mod tests {
         }
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[1..].iter().all(|p| ppid(*p) == Some(root)));
-        assert_eq!(state(root), Some('S'));
+        // Waiting in `wait` (S), or caught on the CPU for a moment (R): alive either way.
+        assert!(matches!(state(root), Some('S' | 'R')), "{:?}", state(root));
         let mut s = TreeSampler::default();
         s.sample_full(root);
         assert_eq!(s.hwm.len(), 3);
