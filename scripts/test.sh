@@ -72,10 +72,17 @@ static() {
     "$dir/vclab" host >/dev/null
 }
 
+# Every cargo-fuzz target for 60 s from its tracked seeds (nightly; scripts/fuzz.sh installs
+# cargo-fuzz when missing). A crash fails CI and leaves its input under results/fuzz/.
+fuzz() {
+    log "scripts/fuzz.sh ${VCLAB_CI_FUZZ_SECONDS:-60} (every fuzz target)"
+    "$REPO/scripts/fuzz.sh" "${VCLAB_CI_FUZZ_SECONDS:-60}"
+}
+
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [all|setup|images|lint|build|test|unikernel|help]
-  all        setup, images, lint, build, test, unikernel, static (default)
+Usage: scripts/test.sh [all|setup|images|lint|build|test|unikernel|static|fuzz|help]
+  all        setup, images, lint, build, test, unikernel, static, fuzz (default)
   setup      scripts/setup.sh
   images     scripts/guest-images.sh all
   lint       cargo fmt --check and cargo clippy -D warnings (workspace and unikernel)
@@ -84,6 +91,7 @@ Usage: scripts/test.sh [all|setup|images|lint|build|test|unikernel|help]
   unikernel  guest-images/unikernel/test.sh on the cached unikernel (after images; after build
              it also runs it under target/debug/vclab)
   static     scripts/build-static.sh and a smoke run of the static vclab-vmm and vclab-container
+  fuzz       scripts/fuzz.sh 60: every cargo-fuzz target for 60 s (VCLAB_CI_FUZZ_SECONDS)
 USAGE
 }
 
@@ -98,6 +106,7 @@ main() {
             tests
             unikernel
             static
+            fuzz
             log "all passed"
             ;;
         setup) setup ;;
@@ -107,6 +116,7 @@ main() {
         test) tests ;;
         unikernel) unikernel ;;
         static) static ;;
+        fuzz) fuzz ;;
         help | -h | --help) usage ;;
         *)
             usage >&2

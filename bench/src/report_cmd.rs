@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use vclab_bench::compare::export::hosts::{self, HostRun};
-use vclab_bench::compare::record::Results;
+use vclab_bench::compare::record::{LoadError, Results};
 use vclab_bench::compare::{render, summarise};
 use vclab_bench::density::{self, record::DensityRecord};
 
@@ -44,15 +44,62 @@ fn default_out(dirs: &[PathBuf], labels: &[String]) -> PathBuf {
     parent.join(format!("hosts-{name}"))
 }
 
+/// What a results directory must be, said when it is not.
+const GIVE_DIR: &str = "give a directory written by `vclab compare` or `vclab density`";
+
+/// Refuses a path that cannot be a results directory before anything is read or written.
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        anyhow::bail!(
+            "results directory {} does not exist: {GIVE_DIR}",
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a directory: give the results directory (holding results.json), not a file in it",
+            dir.display()
+        );
+    }
+    for name in ["results.json", "density.json"] {
+        let file = dir.join(name);
+        // A FIFO or a directory in its place would block the read or fail obscurely.
+        if file.exists() && !file.is_file() {
+            anyhow::bail!("{} is not a regular file: {GIVE_DIR}", file.display());
+        }
+    }
+    if !dir.join("results.json").exists() && !DensityRecord::is_density_dir(dir) {
+        anyhow::bail!(
+            "{} holds neither results.json nor density.json: {GIVE_DIR}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `DIR/results.json`, or an error that says what to give instead.
+fn load(dir: &Path) -> anyhow::Result<Results> {
+    check_dir(dir)?;
+    Results::load(dir).map_err(|e| match e {
+        LoadError::Parse { .. } => {
+            anyhow::anyhow!("{e}; {GIVE_DIR}, or run `vclab compare` again")
+        }
+        e => e.into(),
+    })
+}
+
 /// Runs `vclab report`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let [dir] = args.dirs.as_slice() else {
         return compare_dirs(&args.dirs, args.out.as_deref());
     };
+    check_dir(dir)?;
     if DensityRecord::is_density_dir(dir) {
         if args.out.is_some() {
             anyhow::bail!("--out is for comparing results directories; a density directory is re-rendered in place");
         }
+        // Read first, so that an unreadable record is said as such (with what to give).
+        DensityRecord::load(dir).map_err(|e| anyhow::anyhow!("{e}; {GIVE_DIR}"))?;
         density::rerender(dir)?;
         println!("{}", dir.join("report.html").display());
         return Ok(0);
@@ -62,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             "--out is for comparing two or more results directories; one directory is re-rendered in place"
         );
     }
-    let mut results = Results::load(dir)?;
+    let mut results = load(dir)?;
     summarise::summarise(&mut results);
     render::write_report(&results, dir)?;
     println!("{}", dir.join("report.html").display());
@@ -73,7 +120,7 @@ fn compare_dirs(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<i32> {
     let labels = hosts::labels(dirs);
     let mut runs = Vec::with_capacity(dirs.len());
     for (dir, label) in dirs.iter().zip(&labels) {
-        let mut results = Results::load(dir)?;
+        let mut results = load(dir)?;
         summarise::summarise(&mut results);
         runs.push(HostRun {
             label: label.clone(),
@@ -82,6 +129,12 @@ fn compare_dirs(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<i32> {
         });
     }
     let out = out.map_or_else(|| default_out(dirs, &labels), Path::to_path_buf);
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "--out {}: not a directory; give a directory (created if missing)",
+            out.display()
+        );
+    }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the report directory {}", out.display()))?;
     render::write_host_comparison(&runs, &out)?;

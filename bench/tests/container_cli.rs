@@ -305,11 +305,11 @@ fn capabilities(c: &Ctx) -> Check {
         &[],
         &["/bin/sh", "-c", "grep -E 'CapEff|CapBnd' /proc/self/status"],
     );
-    let want = format!("{:016x}", vclab_container::caps::CapSet::docker_default().0);
+    let want = format!("{:016x}", vclab_container::caps::CapSet::lab_default().0);
     let b = body(&out);
     expect(
         out.status.success() && b.lines().count() == 2 && b.lines().all(|l| l.ends_with(&want)),
-        &format!("Docker's default set {want}"),
+        &format!("the lab's default set (Podman's) {want}"),
         &out,
     )
 }

@@ -86,6 +86,25 @@ pub const DOCKER_DEFAULT: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
+/// Podman's default capability set (containers.conf since Podman 4.0): Docker's without
+/// `CAP_MKNOD`, `CAP_NET_RAW` and `CAP_AUDIT_WRITE`. The lab's launcher uses it for `--rootfs` runs:
+/// without `CAP_MKNOD` a container cannot make a block device node (Docker keeps the capability and
+/// relies on a devices cgroup, which a lean container does not get), and without `CAP_NET_RAW` it
+/// cannot open raw sockets.
+pub const PODMAN_DEFAULT: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
 /// A set of capabilities as a bit mask (bit N = capability number N).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CapSet(pub u64);
@@ -95,6 +114,12 @@ impl CapSet {
     pub fn docker_default() -> Self {
         // The names are constants from NAMES, so this cannot fail.
         Self::from_names(DOCKER_DEFAULT).unwrap_or_default()
+    }
+
+    /// The launcher's default set for `--rootfs` runs: Podman's ([`PODMAN_DEFAULT`]).
+    pub fn lab_default() -> Self {
+        // The names are constants from NAMES, so this cannot fail.
+        Self::from_names(PODMAN_DEFAULT).unwrap_or_default()
     }
 
     /// Builds a set from names such as `CAP_CHOWN` (the `CAP_` prefix is
@@ -218,6 +243,16 @@ mod tests {
         assert!(!set.contains(21)); // SYS_ADMIN
         assert!(!set.contains(12)); // NET_ADMIN
         assert_eq!(set.names().len(), 14);
+    }
+
+    #[test]
+    fn lab_default_is_podmans_without_mknod_or_net_raw() {
+        let set = CapSet::lab_default();
+        assert_eq!(set.0.count_ones(), 11);
+        assert!(!set.contains(27)); // MKNOD
+        assert!(!set.contains(13)); // NET_RAW
+        assert!(!set.contains(29)); // AUDIT_WRITE
+        assert_eq!(set.0 & !CapSet::docker_default().0, 0);
     }
 
     #[test]

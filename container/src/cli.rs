@@ -133,6 +133,12 @@ pub enum Error {
     /// The JSON report could not be written.
     #[error("cannot write the JSON report to stdout: {0}")]
     Report(std::io::Error),
+    /// The `--seccomp` profile is unusable.
+    #[error(transparent)]
+    Seccomp(crate::seccomp::Error),
+    /// The launcher could not re-execute itself from a protected binary.
+    #[error(transparent)]
+    Reexec(crate::reexec::Error),
 }
 
 impl Error {
@@ -142,7 +148,7 @@ impl Error {
         match self {
             Error::Run(e) => e.exit_code(),
             Error::Lifecycle(e) => e.exit_code(),
-            Error::Report(_) => 125,
+            Error::Report(_) | Error::Reexec(_) => 125,
             _ => 1,
         }
     }
@@ -197,6 +203,8 @@ pub struct Options {
     pub volumes: Vec<Volume>,
     /// `-t/--tty`: stdio on a pty (`process.terminal`).
     pub tty: bool,
+    /// `--seccomp PROFILE.json|unconfined` (read by [`Options::into_config`]).
+    pub seccomp: Option<String>,
 }
 
 /// One `-v HOST:CTR[:ro]`.
@@ -289,6 +297,9 @@ Options:
       --console-socket PATH  With process.terminal: send the pty master to the unix
                          socket PATH (SCM_RIGHTS, as runc); else an attached run relays it
   -t, --tty              Give the container a pty as stdio (process.terminal)
+      --seccomp PROFILE  A seccomp profile in Docker's JSON format, or unconfined
+                         (default: Docker's default profile with --rootfs; a bundle's
+                         linux.seccomp, none without it, as runc)
   -d, --detach           (run) Create and start the container, do not wait for it
       --id ID            Container id (default: generated)
       --json             Print a JSON report as the last line on stdout (with
@@ -474,6 +485,7 @@ fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
         console_socket: None,
         volumes: Vec::new(),
         tty: false,
+        seccomp: None,
     };
     let mut positional_id = None;
     loop {
@@ -514,6 +526,9 @@ fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
             }
             Short('d') | Long("detach") if !create => o.detach = true,
             Short('t') | Long("tty") => o.tty = true,
+            Long("seccomp") => {
+                o.seccomp = Some(text(&mut p, "--seccomp", "PROFILE.json or unconfined")?)
+            }
             Long("memory") => {
                 let v = text(&mut p, "--memory", "SIZE (e.g. 256m)")?;
                 let bytes = size::parse_size(&v).map_err(|source| Error::Size {
@@ -569,6 +584,10 @@ fn parse_run(args: Vec<OsString>, create: bool) -> Result<Action, Error> {
         }
         o.id = Some(id);
     }
+    if let Some(id) = o.id.as_deref().filter(|id| !crate::state::valid_id(id)) {
+        let bad = crate::state::Error::InvalidId(id.to_string());
+        return Err(Error::Lifecycle(lifecycle::Error::State(bad)));
+    }
     o.image = match (rootfs, bundle) {
         (Some(_), Some(_)) => return Err(Error::RootfsAndBundle),
         (Some(_), None) if command.is_empty() => return Err(Error::NoCommand),
@@ -592,7 +611,17 @@ impl Options {
     pub fn into_config(self) -> Result<ContainerConfig, Error> {
         let mut cfg = match self.image {
             Image::Rootfs(rootfs) => ContainerConfig::new(rootfs, self.command),
-            Image::Bundle(bundle) => spec::load_bundle(&bundle).map_err(Error::Bundle)?,
+            Image::Bundle(bundle) => {
+                // A FIFO (or a device) as config.json would block the read: refuse it first.
+                let path = bundle.join("config.json");
+                if path.exists() && !path.is_file() {
+                    return Err(Error::Bundle(spec::Error::Load {
+                        path,
+                        reason: "it is not a regular file".to_string(),
+                    }));
+                }
+                spec::load_bundle(&bundle).map_err(Error::Bundle)?
+            }
         };
         if let Some(m) = self.memory_bytes {
             cfg.limits.memory_bytes = Some(m);
@@ -652,6 +681,9 @@ impl Options {
         }
         if self.id.is_some() {
             cfg.id = self.id;
+        }
+        if let Some(v) = self.seccomp {
+            cfg.seccomp = crate::seccomp::Policy::from_arg(&v).map_err(Error::Seccomp)?;
         }
         Ok(cfg)
     }
@@ -716,6 +748,8 @@ fn run(prog: &str, args: impl IntoIterator<Item = OsString>) -> Result<i32, Erro
             return Ok(0);
         }
     };
+    // CVE-2019-5736: from here on the container could see this binary.
+    crate::reexec::ensure_protected().map_err(Error::Reexec)?;
     let (json, detach) = (opts.json, opts.detach);
     let cfg = opts.into_config()?;
     if create || detach {
@@ -828,6 +862,7 @@ mod tests {
                 console_socket: None,
                 volumes: Vec::new(),
                 tty: false,
+                seccomp: None,
             }
         );
     }
@@ -885,6 +920,7 @@ mod tests {
             "--id",
             "--json",
             "--version",
+            "--seccomp",
         ] {
             assert!(u.contains(flag), "{flag} missing from the help");
         }
@@ -1097,6 +1133,39 @@ mod tests {
             "true",
         ]);
         assert!(matches!(o.into_config(), Err(Error::VolumeSource(_))));
+    }
+
+    #[test]
+    fn seccomp_option() {
+        let o = opts(&["--seccomp", "unconfined", "--rootfs", "/r", "--", "true"]);
+        assert_eq!(o.seccomp.as_deref(), Some("unconfined"));
+        let cfg = o.into_config().unwrap();
+        assert_eq!(cfg.seccomp, crate::seccomp::Policy::Unconfined);
+        let cfg = opts(&["--rootfs", "/r", "--", "true"])
+            .into_config()
+            .unwrap();
+        assert_eq!(cfg.seccomp, crate::seccomp::Policy::Default);
+        let Ok(Action::Create(o)) = parse(args(&["create", "--seccomp=/p.json", "-b", "/b", "c"]))
+        else {
+            panic!("create --seccomp")
+        };
+        assert_eq!(o.seccomp.as_deref(), Some("/p.json"));
+        let e = opts(&[
+            "--seccomp",
+            "/nonexistent/vclab.json",
+            "--rootfs",
+            "/r",
+            "--",
+            "true",
+        ])
+        .into_config()
+        .unwrap_err();
+        assert!(matches!(e, Error::Seccomp(_)) && e.exit_code() == 1, "{e}");
+        assert!(e.to_string().contains("/nonexistent/vclab.json"), "{e}");
+        assert!(matches!(
+            err(&["--rootfs", "/r", "--seccomp"]),
+            Error::MissingValue { .. }
+        ));
     }
 
     #[test]

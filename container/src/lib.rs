@@ -3,7 +3,8 @@
 //! the shared rootfs, with cgroup v1, v2 or hybrid resource limits and
 //! accounting, and OCI bundle support.
 //!
-//! [`run`] is the recipe: sweep stale state → state directory → cgroup →
+//! [`run`] is the recipe: seccomp filter compiled ([`seccomp`]) → sweep
+//! stale state → state directory → cgroup →
 //! mount plan → [`process::clone_child`] (clone — into the cgroup on v2) →
 //! state record, createRuntime hooks → [`process::Child::start`] (cgroup
 //! migration, mounts, exec) → poststart hooks → wait → usage from the cgroup
@@ -12,7 +13,9 @@
 //! exec, where the container's process waits on its `exec.fifo` and the
 //! launcher exits; [`lifecycle`] has the other OCI verbs (start, state, kill,
 //! delete, list). [`cli`] is the command line of the `vclab-container`
-//! binary and of `vclab container ...`.
+//! binary and of `vclab container ...`, which re-executes itself from a
+//! binary the container cannot write before it starts one ([`reexec`],
+//! CVE-2019-5736).
 #![deny(missing_docs)]
 
 pub mod caps;
@@ -24,7 +27,9 @@ pub mod lifecycle;
 pub mod namespaces;
 pub mod net;
 pub mod process;
+pub mod reexec;
 pub mod rootfs;
+pub mod seccomp;
 pub mod size;
 pub mod spec;
 pub mod state;
@@ -73,6 +78,9 @@ pub enum Error {
     /// Bad input found before anything was made (exit code 1).
     #[error("{0}")]
     Input(String),
+    /// The seccomp profile is unusable (exit code 1, nothing made yet).
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
 }
 
 impl Error {
@@ -83,7 +91,8 @@ impl Error {
         match self {
             Error::Process(process::Error::NotFound(_)) => 127,
             Error::Process(process::Error::NotExecutable(_)) => 126,
-            Error::Input(_) | Error::State(state::Error::Exists(_)) => 1,
+            Error::Seccomp(seccomp::Error::Compile { .. }) => 125,
+            Error::Input(_) | Error::State(state::Error::Exists(_)) | Error::Seccomp(_) => 1,
             _ => 125,
         }
     }
@@ -149,6 +158,10 @@ pub struct ContainerConfig {
     /// The bundle's annotations.
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// The seccomp filter: Docker's default profile (the default), none, or
+    /// a profile (`--seccomp FILE`, a bundle's `linux.seccomp`).
+    #[serde(default)]
+    pub seccomp: seccomp::Policy,
 }
 
 impl ContainerConfig {
@@ -170,7 +183,7 @@ impl ContainerConfig {
                 cpu_period_us: size::CPU_PERIOD_US,
                 ..Limits::default()
             },
-            capabilities: CapSet::docker_default(),
+            capabilities: CapSet::lab_default(),
             namespaces: namespaces::DEFAULT.to_vec(),
             masked_paths: rootfs::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
             readonly_paths: rootfs::READONLY_PATHS
@@ -185,6 +198,7 @@ impl ContainerConfig {
             console_socket: None,
             bundle: None,
             annotations: Default::default(),
+            seccomp: seccomp::Policy::Default,
         }
     }
 }
@@ -332,6 +346,8 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
         None => new_id(),
     };
     check_console(cfg, detached)?;
+    // Built here, in the launcher: the container's process only installs it.
+    let filter = cfg.seccomp.build(cfg.capabilities)?;
     let rootless = cfg.rootless;
     let mode = host.mode;
     let signals = process::SignalGuard::new()?;
@@ -399,6 +415,7 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
     })?;
     let ns = namespaces::plan(&cfg.namespaces, rootless);
     let mut setup = child_setup(cfg, &id, mounts, ns.unshare_after_cgroup, rootless)?;
+    setup.seccomp = filter;
     {
         use std::os::fd::AsRawFd;
         setup.console = console_theirs.as_ref().map(|fd| fd.as_raw_fd());
@@ -584,6 +601,7 @@ fn child_setup(
         fifo: None,
         fifo_fd: None,
         detached: false,
+        seccomp: None,
     })
 }
 

@@ -87,9 +87,9 @@ impl Error {
     /// apply (bad input, as runc), 125 for a failure of the launcher.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::State(state::Error::NotFound(_)) | Error::Status { .. } | Error::Attached(_) => {
-                1
-            }
+            Error::State(state::Error::NotFound(_) | state::Error::InvalidId(_))
+            | Error::Status { .. }
+            | Error::Attached(_) => 1,
             _ => 125,
         }
     }

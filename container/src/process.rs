@@ -17,11 +17,16 @@
 //!    RCU grace period: 7–11 ms for the first controller on the lab host),
 //!    then releases it a second time: the child is in its cgroup before it
 //!    unshares its cgroup namespace and execs.
-//! 4. The child: parent-death signal; new session, hostname, loopback,
-//!    mounts and `pivot_root`, cwd; (second release) cgroup namespace,
-//!    bounding set, uid/gid (last of the identity changes, with keep-caps),
-//!    capsets, no_new_privs, then exec (or, with `--init`, start the workload
-//!    and reap).
+//! 4. The child: parent-death signal; every inherited descriptor closed but
+//!    its pipes, FIFO and console socket (CVE-2024-21626); new session,
+//!    hostname, loopback, mounts and `pivot_root`, cwd (which must lie under
+//!    the new root); (second release) cgroup namespace, bounding set,
+//!    uid/gid (last of the identity changes, with keep-caps), capsets,
+//!    no_new_privs, the seccomp filter the parent compiled, then exec (or,
+//!    with `--init`, start the workload and reap). The filter goes in right
+//!    before `execve` (or before the init forks the workload); without
+//!    no_new_privs it goes in before the uid/gid change instead, while
+//!    CAP_SYS_ADMIN is still held, as runc does.
 //!    With `process.terminal` the child opens a pty in its devpts after its
 //!    mounts and sends the master to the parent or the console socket.
 //! 5. An attached run: the parent waits on a pidfd and a signalfd: signals
@@ -187,6 +192,10 @@ pub struct ChildSetup {
     pub fifo_fd: Option<std::os::fd::RawFd>,
     /// A created container (no launcher waits for it).
     pub detached: bool,
+    /// The seccomp filter, built by the parent; installed last before the
+    /// exec, or (without no_new_privs) before the identity changes, while
+    /// CAP_SYS_ADMIN is still held.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// How the container ended.
@@ -701,6 +710,7 @@ enum ChildError<'a> {
     Net(crate::net::Error),
     NotFound(&'a str),
     NotExecutable(&'a str, Errno),
+    CwdOutside(&'a std::path::Path),
 }
 
 impl std::fmt::Display for ChildError<'_> {
@@ -718,6 +728,11 @@ impl std::fmt::Display for ChildError<'_> {
             ChildError::NotExecutable(cmd, e) => {
                 write!(f, "cannot execute {cmd} in the container: {e}")
             }
+            ChildError::CwdOutside(p) => write!(
+                f,
+                "the working directory {} is outside the container's root: give a path inside it",
+                p.display()
+            ),
         }
     }
 }
@@ -787,6 +802,28 @@ fn child_main(s: &ChildSetup, sync_r: OwnedFd, mut io: ChildIo<'_>) -> isize {
     let Some(err_w) = io.err_w.take() else {
         return 1;
     };
+    // CVE-2024-21626: no descriptor of the launcher's, or inherited from its
+    // caller, reaches the container (a directory one would let `cwd` or a
+    // process reach the host through /proc/self/fd/N); only the pipes to the
+    // launcher, the FIFO and the console socket stay, each closed or
+    // close-on-exec before the workload runs.
+    {
+        use std::os::fd::AsRawFd;
+        let mut keep = [
+            sync_r.as_raw_fd(),
+            err_w.as_raw_fd(),
+            io.st_w.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            s.fifo_fd.unwrap_or(-1),
+            s.console.unwrap_or(-1),
+        ];
+        if let Err(e) = close_fds_except(&mut keep) {
+            report(
+                &err_w,
+                &ChildError::Sys("close the inherited descriptors", e),
+            );
+            return 1;
+        }
+    }
     if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
         report(&err_w, &ChildError::Sys("set the parent-death signal", e));
         return 1;
@@ -834,7 +871,7 @@ fn child_main(s: &ChildSetup, sync_r: OwnedFd, mut io: ChildIo<'_>) -> isize {
         return run_init(s, io);
     }
     drop(io.st_w.take());
-    exec_workload(s, io.err_w.as_ref(), io.old_mask, io.exec)
+    exec_workload(s, io.err_w.as_ref(), io.old_mask, io.exec, late_filter(s))
 }
 
 /// A created container, set up: checks that the command exists, tells the
@@ -903,7 +940,7 @@ fn wait_for_start(s: &ChildSetup, sync_r: OwnedFd, err_w: OwnedFd, io: ChildIo<'
     if s.init {
         return run_init(s, io);
     }
-    exec_workload(s, None, io.old_mask, io.exec)
+    exec_workload(s, None, io.old_mask, io.exec, late_filter(s))
 }
 
 /// Before the cgroup placement: session, host name, loopback, mounts, cwd.
@@ -922,7 +959,68 @@ fn prepare_container(s: &ChildSetup) -> Result<(), ChildError<'_>> {
     }
     nix::unistd::chdir(&s.cwd)
         .map_err(|e| ChildError::Path("enter the working directory", &s.cwd, e))?;
-    Ok(())
+    cwd_inside_root(&s.cwd)
+}
+
+/// Fails unless the working directory lies under the container's root: the
+/// kernel's getcwd names a directory outside it "(unreachable)/..."
+/// (CVE-2024-21626: a `cwd` that resolved through a descriptor of the host).
+fn cwd_inside_root(cwd: &std::path::Path) -> Result<(), ChildError<'_>> {
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
+    // lives for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    match rc {
+        _ if rc > 0 && buf[0] == b'/' => Ok(()),
+        _ if rc < 0 => Err(ChildError::Path(
+            "check the working directory",
+            cwd,
+            Errno::last(),
+        )),
+        _ => Err(ChildError::CwdOutside(cwd)),
+    }
+}
+
+/// Closes every descriptor from 3 up except those in `keep` (negative
+/// entries are ignored): `close_range(2)` (Linux 5.9) over the gaps, else one
+/// `close` each up to the descriptor limit. Allocates nothing.
+fn close_fds_except(keep: &mut [i32]) -> Result<(), Errno> {
+    keep.sort_unstable();
+    let mut from = 3i32;
+    for &k in keep.iter() {
+        if k < from {
+            continue;
+        }
+        if k > from {
+            close_range(from as u32, (k - 1) as u32)?;
+        }
+        from = k + 1;
+    }
+    close_range(from as u32, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes two descriptor numbers and flags, no
+    // pointers; it only closes descriptors, none of which this child's Rust
+    // objects still own (the kept ones are outside the range).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        Errno::ENOSYS => {
+            let (soft, _) =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .map_err(|_| Errno::ENOSYS)?;
+            let end = u64::from(last).min(soft.saturating_sub(1));
+            for fd in u64::from(first)..=end {
+                // SAFETY: as above, for one descriptor; EBADF is expected.
+                unsafe { libc::close(fd as i32) };
+            }
+            Ok(())
+        }
+        e => Err(e),
+    }
 }
 
 /// After the cgroup placement: cgroup namespace (rooted at the container's
@@ -934,6 +1032,14 @@ fn finalize_container(s: &ChildSetup) -> Result<(), ChildError<'_>> {
         nix::sched::unshare(s.unshare_later).map_err(|e| Sys("unshare the cgroup namespace", e))?;
     }
     caps::drop_bounding(s.caps).map_err(ChildError::Caps)?;
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: now,
+    // before the identity changes drop it (runc's order). The calls up to the
+    // exec must then pass it (Docker's default profile allows them).
+    if !s.no_new_privs {
+        if let Some(f) = &s.seccomp {
+            crate::seccomp::install(f).map_err(|e| Sys("install the seccomp filter", e))?;
+        }
+    }
     let root = s.uid.is_root();
     if !root {
         nix::sys::prctl::set_keepcaps(true).map_err(|e| Sys("set keep-caps", e))?;
@@ -983,13 +1089,29 @@ fn id_syscall(nr: libc::c_long, a: libc::c_long, b: libc::c_long) -> Result<(), 
     }
 }
 
+/// The filter this process installs right before the exec: the
+/// configuration's when no_new_privs is set (without it the filter went in
+/// before the identity changes).
+fn late_filter(s: &ChildSetup) -> Option<&crate::seccomp::Filter> {
+    s.seccomp.as_ref().filter(|_| s.no_new_privs)
+}
+
 fn exec_workload(
     s: &ChildSetup,
     err_w: Option<&OwnedFd>,
     old_mask: &SigSet,
     exec: &ExecArrays,
+    filter: Option<&crate::seccomp::Filter>,
 ) -> isize {
     let _ = old_mask.thread_set_mask();
+    // Last before the exec: the workload's first call under the filter is
+    // execve itself, which every profile worth running allows.
+    if let Some(f) = filter {
+        if let Err(e) = crate::seccomp::install(f) {
+            report_to(err_w, &ChildError::Sys("install the seccomp filter", e));
+            return 1;
+        }
+    }
     let mut worst = Errno::ENOENT;
     for path in &s.candidates {
         // SAFETY: path is a NUL-terminated C string; argv and envp are
@@ -1013,6 +1135,17 @@ fn exec_workload(
 /// PID 1 with `--init`: clone the workload, forward signals to it, reap every
 /// child, exit with the workload's status (and send it on `st_w`).
 fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
+    // The init is the container's too: filtered before it starts the
+    // workload, which inherits the filter.
+    if let Some(f) = late_filter(s) {
+        if let Err(e) = crate::seccomp::install(f) {
+            report_to(
+                io.err_w.as_ref(),
+                &ChildError::Sys("install the seccomp filter", e),
+            );
+            return 1;
+        }
+    }
     let mut set = forwarded_set();
     set.add(Signal::SIGCHLD);
     if let Err(e) = set.thread_block() {
@@ -1036,7 +1169,7 @@ fn run_init(s: &ChildSetup, io: ChildIo<'_>) -> isize {
     let worker = match rc {
         0 => {
             drop(st_w);
-            return exec_workload(s, err_w.as_ref(), old_mask, exec);
+            return exec_workload(s, err_w.as_ref(), old_mask, exec, None);
         }
         pid if pid > 0 => Pid::from_raw(pid as i32),
         _ => {

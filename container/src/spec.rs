@@ -7,10 +7,16 @@
 //! linux.resources (memory.limit, cpu.quota/period, pids.limit), maskedPaths,
 //! readonlyPaths, `mounts` of type bind (options ro, rbind, nosuid, nodev,
 //! noexec, propagation) and tmpfs, hooks (prestart, createRuntime,
-//! poststart, poststop). The standard /proc, /sys, /dev mounts are always
+//! poststart, poststop), linux.seccomp (defaultAction, defaultErrnoRet,
+//! architectures, flags, syscalls with names, action, errnoRet and args; see
+//! [`crate::seccomp`]). The standard /proc, /sys, /dev mounts are always
 //! made (the bundle's entries for them are not applied again); other mount
-//! types, createContainer/startContainer hooks, seccomp and rlimits are not
-//! supported (rlimits and seccomp are ignored).
+//! types, createContainer/startContainer hooks and rlimits are not
+//! supported (rlimits are ignored).
+//!
+//! Seccomp follows runc: a bundle gets the filter its `linux.seccomp` says
+//! and none without one (`runc spec` writes none); Docker's default profile
+//! is the `--rootfs` default, not the bundle's.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +73,9 @@ pub enum Error {
         /// The hook's path.
         hook: PathBuf,
     },
+    /// `linux.seccomp` is unusable.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::Error),
     /// A capability name is invalid.
     #[error("{path}: {source}")]
     Caps {
@@ -80,11 +89,31 @@ pub enum Error {
 /// Loads `<bundle>/config.json` and maps it.
 pub fn load_bundle(bundle: &Path) -> Result<ContainerConfig, Error> {
     let path = bundle.join("config.json");
-    let spec = Spec::load(&path).map_err(|e| Error::Load {
+    let load = |reason: String| Error::Load {
         path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    from_spec(&spec, bundle, &path)
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| load(e.to_string()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| load(e.to_string()))?;
+    // linux.seccomp is read by the launcher's own parser, whose errors name
+    // the action, operator or call it refuses (oci-spec's say "serde failed").
+    let seccomp = value
+        .get_mut("linux")
+        .and_then(|l| l.as_object_mut())
+        .and_then(|l| l.remove("seccomp"))
+        .filter(|v| !v.is_null());
+    let spec: Spec = serde_json::from_value(value).map_err(|e| load(e.to_string()))?;
+    let mut cfg = from_spec(&spec, bundle, &path)?;
+    if let Some(v) = seccomp {
+        let source_name = format!("linux.seccomp in {}", path.display());
+        let profile = crate::seccomp::Profile::parse(&v.to_string(), &source_name)?;
+        cfg.seccomp = crate::seccomp::Policy::Profile {
+            source_name,
+            profile,
+        };
+    }
+    Ok(cfg)
 }
 
 fn unsupported(path: &Path, what: impl Into<String>) -> Error {
@@ -139,10 +168,14 @@ pub fn from_spec(spec: &Spec, bundle: &Path, path: &Path) -> Result<ContainerCon
     } else {
         cfg.capabilities = CapSet(0);
     }
+    cfg.seccomp = crate::seccomp::Policy::Unconfined;
     let Some(linux) = spec.linux() else {
         cfg.namespaces = Vec::new();
         return Ok(cfg);
     };
+    if let Some(sc) = linux.seccomp() {
+        cfg.seccomp = crate::seccomp::Policy::from_oci(sc, path)?;
+    }
     if let Some(list) = linux.namespaces() {
         let mut nss = Vec::with_capacity(list.len());
         for ns in list {
@@ -343,6 +376,30 @@ mod tests {
         // oci-spec's default capabilities: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
         assert!(cfg.capabilities.contains(5));
         assert!(!cfg.capabilities.contains(21));
+    }
+
+    #[test]
+    fn seccomp_follows_the_bundle() {
+        use crate::seccomp::Policy;
+        let b = write_bundle(&default_json(|_| {}));
+        assert_eq!(load_bundle(b.path()).unwrap().seccomp, Policy::Unconfined);
+        let json = default_json(|v| {
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]});
+        });
+        let b = write_bundle(&json);
+        let cfg = load_bundle(b.path()).unwrap();
+        assert!(
+            matches!(cfg.seccomp, Policy::Profile { .. }),
+            "{:?}",
+            cfg.seccomp
+        );
+        let json = default_json(|v| {
+            v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_NOPE"});
+        });
+        let b = write_bundle(&json);
+        let e = load_bundle(b.path()).unwrap_err();
+        assert!(e.to_string().contains("SCMP_ACT_NOPE"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Error {
     /// No container has this id.
     #[error("container {0:?} does not exist: see `list` for the containers")]
     NotFound(String),
+    /// The id cannot name a container (it would name a path outside its entry).
+    #[error("invalid container id {0:?}: give 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
+    InvalidId(String),
     /// The state record could not be read.
     #[error("cannot read the state of container {id:?} ({path}): {reason}")]
     Read {
@@ -122,6 +125,27 @@ pub struct Record {
     pub poststop: Vec<Hook>,
 }
 
+/// Whether `id` can name a container: 1-64 letters, digits, '-', '_' or
+/// '.', not starting with '.' (so never `.`, `..` or a path: `root.join(id)`
+/// stays one entry below the root).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !id.starts_with('.')
+}
+
+/// [`valid_id`], as an error.
+fn check_id(id: &str) -> Result<(), Error> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
+}
+
 /// The state root for this user.
 pub fn state_root(rootless: bool) -> PathBuf {
     if !rootless {
@@ -152,18 +176,18 @@ impl State {
     /// made later, by the child, on a tmpfs mounted over this directory in
     /// the container's own mount namespace.
     pub fn create(root: &Path, id: &str) -> Result<Self, Error> {
+        check_id(id)?;
         let dir = root.join(id);
-        mark(root, id)?;
+        let marked_here = mark(root, id)?;
         if let Err(e) = std::fs::create_dir(&dir) {
-            match e.kind() {
-                // The marker stays: the sweep drops it once it sees the
-                // entry is not a dead launcher's.
-                io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
-                _ => {
-                    unmark(root, id.as_ref());
-                    return Err(create_err(&dir)(e));
-                }
+            // A marker that was there before is the entry's own launcher's: it stays.
+            if marked_here {
+                unmark(root, id.as_ref());
             }
+            return Err(match e.kind() {
+                io::ErrorKind::AlreadyExists => Error::Exists(id.to_string()),
+                _ => create_err(&dir)(e),
+            });
         }
         Ok(State { dir })
     }
@@ -272,17 +296,35 @@ pub fn marks_dir(root: &Path) -> PathBuf {
     root.with_file_name(format!("{name}-launchers"))
 }
 
-fn mark(root: &Path, id: &str) -> Result<(), Error> {
+/// Marks `id` as a launcher's; true when the marker is new (false: another launcher of the
+/// same id marked it first). The marker holds the launcher's pid and start time, so that a
+/// launcher killed before its entry exists leaves a marker the next sweep drops at once.
+fn mark(root: &Path, id: &str) -> Result<bool, Error> {
     let dir = marks_dir(root);
     let path = dir.join(id);
-    match std::fs::File::create(&path) {
-        Ok(_) => Ok(()),
+    let create = || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let me = std::process::id();
+        // A sweep that reads it before this write sees an empty marker, and waits for ORPHAN_AGE.
+        io::Write::write_all(
+            &mut f,
+            format!("{me} {}\n", start_time(me).unwrap_or(0)).as_bytes(),
+        )
+    };
+    match create() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&dir).map_err(create_err(&dir))?;
             std::fs::create_dir_all(root).map_err(create_err(root))?;
-            std::fs::File::create(&path)
-                .map(drop)
-                .map_err(create_err(&path))
+            match create() {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(create_err(&path)(e)),
+            }
         }
         Err(e) => Err(create_err(&path)(e)),
     }
@@ -335,8 +377,9 @@ pub struct Entry {
 impl Entry {
     /// Reads the entry of container `id` under `root`.
     pub fn open(root: &Path, id: &str) -> Result<Self, Error> {
+        check_id(id)?;
         let dir = root.join(id);
-        if id.is_empty() || id.contains('/') || !dir.is_dir() {
+        if !dir.is_dir() {
             return Err(Error::NotFound(id.to_string()));
         }
         let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
@@ -574,11 +617,21 @@ pub fn sweep(root: &Path) -> Vec<String> {
     }
     names.sort();
     names.dedup();
-    names
+    let swept: Vec<String> = names
         .iter()
         .filter(|n| sweep_one(root, n))
         .map(|n| n.to_string_lossy().into_owned())
-        .collect()
+        .collect();
+    // A launcher of a lean container killed after making the shared memory
+    // cgroup and before joining it leaves it empty: remove it if it is (an
+    // rmdir of a cgroup in use fails with EBUSY; a launcher joining it
+    // meanwhile makes it again).
+    if !swept.is_empty() {
+        if let Some(shared) = crate::cgroups::v1::shared_dir() {
+            crate::cgroups::v1::release_shared(&shared);
+        }
+    }
+    swept
 }
 
 /// [`sweep`] over every entry under `root` (also entries older launchers
@@ -605,13 +658,21 @@ fn older_than_orphan_age(path: &Path) -> bool {
         .is_some_and(|age| age > ORPHAN_AGE)
 }
 
+/// Whether the marker of `name` names a launcher that is gone (an empty or
+/// missing marker says nothing).
+fn marker_owner_dead(root: &Path, name: &std::ffi::OsStr) -> bool {
+    let owner = std::fs::read_to_string(marks_dir(root).join(name)).unwrap_or_default();
+    !owner.is_empty() && !owner_alive(owner.lines().next().unwrap_or(""))
+}
+
 /// Sweeps the entry `name` if a dead launcher left it; true if it did.
 fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
     let dir = root.join(name);
     if !dir.is_dir() {
-        // A marker without an entry: a launcher killed right after marking.
+        // A marker without an entry: a launcher killed right after marking
+        // (its owner line dead), or one about to make its entry (alive).
         let marker = marks_dir(root).join(name);
-        if older_than_orphan_age(&marker) {
+        if marker_owner_dead(root, name) || older_than_orphan_age(&marker) {
             unmark(root, name);
         }
         return false;
@@ -620,7 +681,7 @@ fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
     // creating and filling it (a writer that does not rename).
     let owner = match std::fs::read_to_string(dir.join("pid")) {
         Ok(text) if !text.is_empty() => text,
-        _ if older_than_orphan_age(&dir) => String::new(),
+        _ if older_than_orphan_age(&dir) || marker_owner_dead(root, name) => String::new(),
         _ => return false,
     };
     let first = owner.lines().next().unwrap_or("");
@@ -697,8 +758,67 @@ mod tests {
         );
         assert!(text.ends_with("\n/sys/fs/cgroup/pids/vclab-a1\n"), "{text}");
         assert!(matches!(State::create(&root, "a1"), Err(Error::Exists(_))));
+        // The refused second launcher leaves the first one's marker alone.
+        assert!(marks_dir(&root).join("a1").exists());
         s.remove();
+        assert!(!marks_dir(&root).join("a1").exists());
+        // A refused launcher removes the marker it made itself (the entry's owner had none).
+        std::fs::create_dir(root.join("b1")).unwrap();
+        assert!(matches!(State::create(&root, "b1"), Err(Error::Exists(_))));
+        assert!(!marks_dir(&root).join("b1").exists());
         assert!(!root.join("a1").exists());
+    }
+
+    #[test]
+    fn a_marker_without_an_entry_goes_once_its_launcher_is_dead() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("vclab");
+        std::fs::create_dir_all(marks_dir(&root)).unwrap();
+        // A launcher killed between marking and making its entry (no such pid).
+        std::fs::write(marks_dir(&root).join("dead1"), "999999999 1\n").unwrap();
+        // One that is alive and about to make its entry: this process.
+        assert!(mark(&root, "live1").unwrap());
+        sweep(&root);
+        assert!(!marks_dir(&root).join("dead1").exists());
+        assert!(marks_dir(&root).join("live1").exists());
+        // An entry without its pid file yet, whose launcher died: swept at once.
+        std::fs::create_dir_all(root.join("dead2")).unwrap();
+        std::fs::write(marks_dir(&root).join("dead2"), "999999999 1\n").unwrap();
+        assert_eq!(sweep(&root), ["dead2"]);
+        assert!(!root.join("dead2").exists());
+        // An empty marker (an older launcher's) waits for ORPHAN_AGE.
+        std::fs::write(marks_dir(&root).join("old1"), "").unwrap();
+        sweep(&root);
+        assert!(marks_dir(&root).join("old1").exists());
+    }
+
+    #[test]
+    fn ids_that_leave_the_root_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("vclab");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        for id in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "sub/..",
+            ".hidden",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(Entry::open(&root, id), Err(Error::InvalidId(_))),
+                "{id:?}"
+            );
+            assert!(
+                matches!(State::create(&root, id), Err(Error::InvalidId(_))),
+                "{id:?}"
+            );
+        }
+        // Nothing above or beside the root was touched.
+        assert!(root.join("sub").is_dir() && tmp.path().is_dir());
+        assert!(valid_id("abc-1_2.x") && valid_id(&"a".repeat(64)));
     }
 
     #[test]

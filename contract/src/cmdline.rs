@@ -38,11 +38,19 @@ pub enum Fault {
     Flood,
     /// Poke unexpected I/O ports.
     Ports,
+    /// Read and write guest-physical pages above RAM (unclaimed MMIO).
+    Mmio,
 }
 
 impl Fault {
     /// Every fault, in DESIGN.md order.
-    pub const ALL: [Fault; 4] = [Fault::Triple, Fault::Hang, Fault::Flood, Fault::Ports];
+    pub const ALL: [Fault; 5] = [
+        Fault::Triple,
+        Fault::Hang,
+        Fault::Flood,
+        Fault::Ports,
+        Fault::Mmio,
+    ];
 
     /// The fault's name on the command line.
     pub const fn name(self) -> &'static str {
@@ -51,6 +59,7 @@ impl Fault {
             Fault::Hang => "hang",
             Fault::Flood => "flood",
             Fault::Ports => "ports",
+            Fault::Mmio => "mmio",
         }
     }
 }

@@ -15,14 +15,15 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::signal::Killable;
 
-use crate::config::{Output, StopAt, VmConfig, VmReport};
+use crate::config::{Output, ProcFiles, StopAt, VmConfig, VmReport};
 use crate::devices::serial::{self, IrqTrigger};
 use crate::devices::{i8042::I8042, labctl::LabCtl, Clock, Devices, Sink, Unclaimed};
 use crate::exit::{EndReason, Policy};
 use crate::host::KvmKind;
 use crate::loader::{self, KernelFormat};
+use crate::seccomp::{self, Filters};
 use crate::vcpu::{self, Shared};
-use crate::{cache, cmdline, cpuid, kvm, layout, memory, mptable, procstat, regs, signals};
+use crate::{cache, cmdline, cpuid, kvm, layout, memory, mptable, regs, signals};
 
 /// The marker the lab's own Linux kernel carries in its version string.
 pub const LAB_KERNEL_MARKER: &str = "vclab";
@@ -85,6 +86,9 @@ pub enum Error {
     /// The eventfd that wakes the main thread when a vCPU thread ends.
     #[error("cannot create the vCPU wake-up eventfd: {0}")]
     Wake(std::io::Error),
+    /// The seccomp filters could not be built or installed.
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::Error),
     /// A vCPU thread could not be started.
     #[error("cannot start the thread of vCPU {vcpu}: {err}")]
     Thread {
@@ -104,7 +108,11 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
     if config.vcpus > mptable::MAX_VCPUS {
         return Err(mptable::Error::TooManyVcpus(config.vcpus).into());
     }
-    memory::check_size(config.mem_mib)?;
+    if !config.host_checked {
+        memory::check_size(config.mem_mib)?;
+    }
+    // Opened before any filter or jail root hides them; the report reads them at the end.
+    let proc_files = config.proc_files.clone().or_else(|| ProcFiles::open().ok());
     // Signals first, so a SIGINT during set-up already ends the run cleanly.
     signals::take_pending();
     signals::install(config.stop_signals)?;
@@ -187,10 +195,16 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
         first_run_ns: Mutex::new(None),
         last_rip: Mutex::new(vec![None; config.vcpus as usize]),
     });
+    // Seccomp filters, built before any vCPU runs and installed by each thread on itself.
+    let filters = Filters::for_vm(config.seccomp, config.vcpus)?;
     let vm_built_ns = clock.now_ns();
 
     // Run loop.
-    let reason = run_vcpus(vcpu_fds, &shared, config.timeout)?;
+    let guard = Guard {
+        filters: &filters,
+        selftest: config.seccomp_selftest,
+    };
+    let reason = run_vcpus(vcpu_fds, &shared, config.timeout, guard)?;
     let exit_ns = clock.now_ns();
     drop(vm);
 
@@ -206,7 +220,28 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
         cmdline,
         tsc_khz,
         kind,
+        proc_files,
+        filters: &filters,
     }))
+}
+
+/// The filters the run's threads install, and whether the vCPU then makes its self-test's
+/// forbidden call.
+#[derive(Clone, Copy)]
+struct Guard<'a> {
+    filters: &'a Filters,
+    selftest: bool,
+}
+
+impl Guard<'_> {
+    /// Installs the vCPU filter on the calling thread (then the self-test's call, if asked).
+    fn enter_vcpu(&self) -> Result<(), seccomp::Error> {
+        Filters::install(self.filters.vcpu.as_ref())?;
+        if self.selftest {
+            seccomp::forbidden_call();
+        }
+        Ok(())
+    }
 }
 
 fn refuse_foreign_kernel_on_pvm(
@@ -252,6 +287,7 @@ fn sink(output: &Output) -> Result<Sink, Error> {
         Output::Stdout => Sink::Stdout,
         Output::Off => Sink::Off,
         Output::Memory(buf) => Sink::Memory(buf.clone()),
+        Output::Opened(file) => Sink::File(file.clone()),
         Output::File(path) => Sink::File(Arc::new(File::create(path).map_err(|err| {
             Error::ConsoleFile {
                 path: path.display().to_string(),
@@ -297,12 +333,13 @@ fn run_vcpus(
     mut fds: Vec<kvm_ioctls::VcpuFd>,
     shared: &Arc<Shared>,
     timeout: Option<Duration>,
+    guard: Guard<'_>,
 ) -> Result<EndReason, Error> {
     match fds.pop() {
-        Some(fd) if fds.is_empty() => run_here(fd, shared, timeout),
+        Some(fd) if fds.is_empty() => run_here(fd, shared, timeout, guard),
         Some(last) => {
             fds.push(last);
-            run_threads(fds, shared, timeout)
+            run_threads(fds, shared, timeout, guard)
         }
         None => Err(Error::NoVcpus),
     }
@@ -315,8 +352,10 @@ fn run_here(
     mut fd: kvm_ioctls::VcpuFd,
     shared: &Shared,
     timeout: Option<Duration>,
+    guard: Guard<'_>,
 ) -> Result<EndReason, Error> {
     let timer = timeout.map(signals::Timer::arm).transpose()?;
+    guard.enter_vcpu()?;
     let reason = vcpu::run_loop(&mut fd, 0, shared);
     drop(timer);
     Ok(reason.unwrap_or_else(|| {
@@ -341,6 +380,7 @@ fn run_threads(
     fds: Vec<kvm_ioctls::VcpuFd>,
     shared: &Arc<Shared>,
     timeout: Option<Duration>,
+    guard: Guard<'_>,
 ) -> Result<EndReason, Error> {
     let ended = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(Error::Wake)?);
     // The vCPU threads inherit a mask that blocks SIGINT/SIGTERM: those are
@@ -352,10 +392,19 @@ fn run_threads(
     for (i, mut fd) in fds.into_iter().enumerate() {
         let (shared, tx, notify) = (shared.clone(), tx.clone(), Notify(ended.clone()));
         let index = i as u32;
+        let (filters, selftest) = (guard.filters.clone(), guard.selftest);
         match std::thread::Builder::new()
             .name(format!("vcpu{i}"))
             .spawn(move || {
-                if let Some(reason) = vcpu::run_loop(&mut fd, index, &shared) {
+                let guard = Guard {
+                    filters: &filters,
+                    selftest,
+                };
+                let ended = match guard.enter_vcpu() {
+                    Err(e) => Some(EndReason::InternalError(format!("vCPU {index}: {e}"))),
+                    Ok(()) => vcpu::run_loop(&mut fd, index, &shared),
+                };
+                if let Some(reason) = ended {
                     // The receiver may be gone when another vCPU ended the VM first.
                     let _ = tx.send(reason);
                 }
@@ -372,6 +421,8 @@ fn run_threads(
     drop(tx);
     let reason = if spawn_error.is_some() {
         EndReason::InternalError("vCPU thread start failed".to_string())
+    } else if let Err(e) = Filters::install(guard.filters.main.as_ref()) {
+        EndReason::InternalError(format!("main thread: {e}"))
     } else {
         wait_first_end(&rx, &ended, timeout, &mask)
     };
@@ -473,10 +524,17 @@ struct ReportInputs<'a> {
     cmdline: String,
     tsc_khz: Option<u32>,
     kind: KvmKind,
+    proc_files: Option<ProcFiles>,
+    filters: &'a Filters,
 }
 
 fn report(r: ReportInputs<'_>) -> VmReport {
-    let stats = procstat::read(&memory::host_ranges(r.mem));
+    let stats = r
+        .proc_files
+        .as_ref()
+        .map(|p| p.read(&memory::host_ranges(r.mem)))
+        .unwrap_or_default();
+    let allowed = |f: Option<&seccomp::Filter>| f.map(|f| f.allowed as u32);
     let first_run_ns = r.shared.first_run_ns.lock().ok().and_then(|f| *f);
     let vcpu_rips = r
         .shared
@@ -504,6 +562,10 @@ fn report(r: ReportInputs<'_>) -> VmReport {
             .and_then(|now| now.checked_sub(r.config.origin.elapsed().as_nanos() as u64)),
         time_origin: "VmConfig::origin (the CLI: entry of `vclab vm run`), CLOCK_MONOTONIC"
             .to_string(),
+        seccomp: r.filters.mode.name().to_string(),
+        seccomp_vcpu_syscalls: allowed(r.filters.vcpu.as_ref()),
+        seccomp_main_syscalls: allowed(r.filters.main.as_ref()),
+        jailed: r.config.jailed,
         ..VmReport::new(r.reason.reason(), r.format)
     };
     match &r.reason {

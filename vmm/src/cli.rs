@@ -9,7 +9,8 @@
 //! at `--stop-at-console`; 124 timeout; 121 triple fault; 122 KVM internal
 //! error or emulation failure; 123 guest kernel panic; 130 / 143 when SIGINT /
 //! SIGTERM stopped the VM; 1 when the VM could not be set up (bad arguments,
-//! missing files, no KVM).
+//! missing files, no KVM); death by SIGSYS when the seccomp filters caught a
+//! forbidden syscall (`--jail`: 128 + the signal, said on stderr).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -20,6 +21,7 @@ use vclab_contract::ExitReason;
 
 use crate::config::{Output, StopAt, VmConfig, VmReport};
 use crate::host::KvmKind;
+use crate::{jail, seccomp};
 
 /// Exit code of a run that hit `--timeout`.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -61,6 +63,16 @@ Options:
                            prints on the serial console and ends by a reset (exit code 0)
   --hugepages on|off       ask for transparent huge pages on guest RAM (madvise MADV_HUGEPAGE;
                            used where THP is `always` or `madvise`) [default: off]
+  --no-seccomp             run without the per-thread seccomp filters (on by default: a
+                           forbidden syscall kills the VMM with SIGSYS)
+  --seccomp-log            filters on, but a forbidden syscall is allowed and logged by the
+                           kernel (audit) instead, to find a missing entry
+  --jail                   run the VMM in a jail (root only): new mount, pid and net namespaces,
+                           a tmpfs root under /run/vclab/jail-<pid>/root holding only /dev/kvm,
+                           /dev/null and the kernel/initrd (read-only), its own cgroup
+                           vclab-jail-<pid>, as --jail-uid/--jail-gid; all removed at the end
+  --jail-uid N             the jailed VMM's uid [default: 65534]
+  --jail-gid N             the jailed VMM's gid [default: 65534]
   -h, --help               print this help
   -V, --version            print the version
 
@@ -71,7 +83,9 @@ stop_signal \"SIGINT\" or \"SIGTERM\") and the exit code is 130 or 143.
 Exit code: the guest's status written to the lab exit port; 0 after a reset or a
 requested stop; 124 timeout; 121 triple fault; 122 KVM internal error (emulation
 failure); 123 guest kernel panic; 130 SIGINT, 143 SIGTERM; 1 when the VM could not
-be set up.
+be set up. A syscall the seccomp filters forbid kills the VMM with SIGSYS (a shell shows
+159; the kernel log names the syscall); under --jail the VMM that jailed itself says so
+and exits 128 + the signal.
 ";
 
 /// Errors of the command line.
@@ -106,6 +120,8 @@ impl From<lexopt::Error> for Error {
 pub enum Request {
     /// Run one VM; print the JSON report when the flag is set.
     Run(Box<VmConfig>, bool),
+    /// Run one VM in a jail (`--jail`); print the JSON report when the flag is set.
+    Jailed(Box<VmConfig>, bool, jail::Options),
     /// `--help`.
     Help,
     /// `--version`.
@@ -173,6 +189,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
     let mut kernel = None;
     let mut cfg = VmConfig::new(PathBuf::new());
     let mut json = false;
+    let (mut jailed, mut jail_opts) = (false, jail::Options::default());
     while let Some(arg) = parser.next()? {
         match arg {
             Long("kernel") => kernel = Some(PathBuf::from(parser.value()?)),
@@ -233,6 +250,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
             }
             Long("lab-device") => cfg.lab_device = on_off("--lab-device", parser.value()?)?,
             Long("hugepages") => cfg.hugepages = on_off("--hugepages", parser.value()?)?,
+            Long("no-seccomp") => cfg.seccomp = seccomp::Mode::Off,
+            Long("seccomp-log") => cfg.seccomp = seccomp::Mode::Log,
+            Long("jail") => jailed = true,
+            Long("jail-uid") => {
+                jail_opts.uid = value_of("--jail-uid", parser.value()?, "give a numeric uid")?
+            }
+            Long("jail-gid") => {
+                jail_opts.gid = value_of("--jail-gid", parser.value()?, "give a numeric gid")?
+            }
             Short('h') | Long("help") => return Ok(Request::Help),
             Short('V') | Long("version") => return Ok(Request::Version),
             other => return Err(other.unexpected().into()),
@@ -241,6 +267,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
     cfg.kernel = kernel.ok_or(Error::NoKernel)?;
     cfg.origin = origin;
     cfg.stop_signals = true;
+    if jailed {
+        return Ok(Request::Jailed(Box::new(cfg), json, jail_opts));
+    }
     Ok(Request::Run(Box::new(cfg), json))
 }
 
@@ -248,8 +277,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
 /// returns the process exit code. `origin` should be taken first thing in
 /// `main`: the report's timestamps count from it.
 pub fn main(args: impl IntoIterator<Item = OsString>, origin: Instant) -> i32 {
-    let (cfg, json) = match parse(args, origin) {
-        Ok(Request::Run(cfg, json)) => (cfg, json),
+    let (mut cfg, json, jail_opts) = match parse(args, origin) {
+        Ok(Request::Run(cfg, json)) => (cfg, json, None),
+        Ok(Request::Jailed(cfg, json, opts)) => (cfg, json, Some(opts)),
         Ok(Request::Help) => {
             print!("{USAGE}");
             return 0;
@@ -263,8 +293,38 @@ pub fn main(args: impl IntoIterator<Item = OsString>, origin: Instant) -> i32 {
             return EXIT_SETUP;
         }
     };
+    // This is the VMM's own process: filters on unless the command line said otherwise.
+    if cfg.seccomp == seccomp::Mode::Default {
+        cfg.seccomp = seccomp::Mode::Kill;
+    }
+    cfg.seccomp_selftest = seccomp::selftest_requested();
+    // A jailed VMM reads its kernel and initrd through bind mounts: a file it cannot read is
+    // said here, in one line naming it, rather than as a failed mount inside the jail.
+    if jail_opts.is_some() {
+        let initrd = cfg.initrd.as_deref().map(crate::loader::open_initrd);
+        let checked = crate::loader::probe(&cfg.kernel).and(initrd.transpose());
+        if let Err(e) = checked {
+            eprintln!("vclab: {e}");
+            return EXIT_SETUP;
+        }
+    }
+    match jail_opts {
+        None => run_config(&cfg, json),
+        Some(opts) => match jail::run(*cfg, opts, |cfg| run_config(&cfg, json)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("vclab: {e}");
+                EXIT_SETUP
+            }
+        },
+    }
+}
+
+/// Runs one VM as `cfg` says, prints the reason it ended (and the JSON report with `json`)
+/// and returns the exit code.
+pub fn run_config(cfg: &VmConfig, json: bool) -> i32 {
     // The VMM's errors name what failed and what to do; no extra context.
-    let report = match crate::run(&cfg) {
+    let report = match crate::run(cfg) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vclab: {e}");
@@ -402,6 +462,11 @@ mod tests {
         assert!(cfg.lab_device);
         assert_eq!(cfg.hugepages, crate::config::DEFAULT_HUGEPAGES);
         assert!(cfg.stop_signals, "the CLI stops cleanly on SIGINT/SIGTERM");
+        assert_eq!(
+            cfg.seccomp,
+            seccomp::Mode::Default,
+            "on in main, off for a library caller of parse"
+        );
         assert!(!json && !cfg.verbose_guest && cfg.initrd.is_none());
     }
 
@@ -443,6 +508,28 @@ mod tests {
         assert!(!cfg.lab_device);
         assert!(cfg.hugepages);
         assert!(run_cfg(&["--kernel", "k", "--lab-device=on"]).0.lab_device);
+        let off = run_cfg(&["--kernel", "k", "--no-seccomp"]).0;
+        assert_eq!(off.seccomp, seccomp::Mode::Off);
+        let log = run_cfg(&["--kernel", "k", "--seccomp-log"]).0;
+        assert_eq!(log.seccomp, seccomp::Mode::Log);
+        match p(&[
+            "--kernel",
+            "k",
+            "--jail",
+            "--jail-uid",
+            "1000",
+            "--jail-gid=100",
+        ]) {
+            Ok(Request::Jailed(cfg, false, opts)) => {
+                assert_eq!((opts.uid, opts.gid), (1000, 100));
+                assert_eq!(cfg.seccomp, seccomp::Mode::Default);
+            }
+            other => panic!("expected a jailed run, got {other:?}"),
+        }
+        match p(&["--kernel", "k", "--jail"]) {
+            Ok(Request::Jailed(_, _, opts)) => assert_eq!(opts, jail::Options::default()),
+            other => panic!("expected a jailed run, got {other:?}"),
+        }
         let (cfg, _) = run_cfg(&[
             "--kernel",
             "k",
@@ -477,6 +564,7 @@ mod tests {
         assert!(msg(&["--kernel", "k", "--lab-device", "no"]).starts_with("--lab-device no:"));
         assert!(msg(&["--kernel", "k", "--hugepages", "2M"]).starts_with("--hugepages 2M:"));
         assert!(msg(&["--kernel", "k", "--frobnicate"]).contains("--frobnicate"));
+        assert!(msg(&["--kernel", "k", "--jail-uid", "nobody"]).starts_with("--jail-uid nobody:"));
         assert!(msg(&["--kernel", "k", "stray"]).contains("stray"));
         assert!(msg(&["--kernel"]).contains("--kernel"));
         for m in [msg(&[]), msg(&["--kernel", "k", "--bogus"])] {

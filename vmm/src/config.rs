@@ -1,6 +1,8 @@
 //! What one VM run is asked to do, and what it reports.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,6 +10,8 @@ use std::time::{Duration, Instant};
 use vclab_contract::{ExitReason, KernelFormat};
 
 use crate::host::KvmKind;
+use crate::procstat::{self, MemStats};
+use crate::seccomp;
 
 /// Default guest memory, MiB.
 pub const DEFAULT_MEM_MIB: u64 = 128;
@@ -26,6 +30,8 @@ pub enum Output {
     File(PathBuf),
     /// A shared buffer (library users, tests).
     Memory(Arc<Mutex<Vec<u8>>>),
+    /// A file opened already (the jail opens `--console FILE` before it enters its root).
+    Opened(Arc<File>),
 }
 
 /// When to end a Linux boot early.
@@ -84,6 +90,68 @@ pub struct VmConfig {
     /// Time origin of all timestamps in the report (the CLI passes the
     /// instant its `main` was entered).
     pub origin: Instant,
+    /// Per-thread seccomp filters (`--no-seccomp`, `--seccomp-log`); [`seccomp::Mode::Default`]
+    /// is on in the command line's process and off for a library caller.
+    pub seccomp: seccomp::Mode,
+    /// `VCLAB_VMM_SECCOMP_SELFTEST=1`: the vCPU makes one forbidden syscall under its filter.
+    pub seccomp_selftest: bool,
+    /// The host checks that read host files (memory size against MemTotal) were done before
+    /// a jail by [`crate::jail`], which also sets `kvm_kind`; [`crate::run`] skips them.
+    pub host_checked: bool,
+    /// This process's /proc files for the report, opened before the jail (`None`: the run
+    /// opens them before its filters).
+    pub proc_files: Option<ProcFiles>,
+    /// The run is inside `--jail` (reported).
+    pub jailed: bool,
+}
+
+/// /proc/self/status and /proc/self/smaps, opened before the seccomp filter and the jail, so
+/// the report reads them without opening files (seq files are generated when read).
+#[derive(Debug, Clone)]
+pub struct ProcFiles {
+    status: Arc<File>,
+    smaps: Arc<File>,
+}
+
+impl ProcFiles {
+    /// Opens both files of the calling process.
+    pub fn open() -> std::io::Result<ProcFiles> {
+        Ok(ProcFiles {
+            status: Arc::new(File::open("/proc/self/status")?),
+            smaps: Arc::new(File::open("/proc/self/smaps")?),
+        })
+    }
+
+    /// Reads the figures once (a second call sees nothing: the files are read to their end);
+    /// `guest` holds the guest RAM host ranges.
+    pub fn read(&self, guest: &[(u64, u64)]) -> MemStats {
+        let status = read_all(&self.status);
+        let smaps = read_all(&self.smaps);
+        let (pss, guest_rss) = smaps
+            .map(|s| procstat::parse_smaps(&s, guest))
+            .map_or((None, None), |(p, g)| (Some(p), Some(g)));
+        MemStats {
+            peak_rss_kib: status.and_then(|s| procstat::parse_vmhwm(&s)),
+            pss_kib: pss,
+            guest_rss_kib: guest_rss,
+        }
+    }
+}
+
+/// The text of `file` from its current position with plain `read` calls only (no
+/// `statx`/`lseek` size hint, which the filters do not allow).
+fn read_all(file: &File) -> Option<String> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match (&*file).read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 impl VmConfig {
@@ -108,6 +176,11 @@ impl VmConfig {
             hugepages: DEFAULT_HUGEPAGES,
             stop_signals: false,
             origin: Instant::now(),
+            seccomp: seccomp::Mode::Default,
+            seccomp_selftest: false,
+            host_checked: false,
+            proc_files: None,
+            jailed: false,
         }
     }
 }
@@ -178,6 +251,23 @@ pub struct VmReport {
     /// took its own CLOCK_MONOTONIC before spawning the VMM put every phase
     /// on its time line (e.g. spawn → guest ready).
     pub origin_monotonic_ns: Option<u64>,
+    /// The VMM's seccomp filters: `on` (a forbidden syscall kills the VMM), `log` or `off`.
+    #[serde(default = "seccomp_off")]
+    pub seccomp: String,
+    /// Syscalls the vCPU threads' filter allows (with 1 vCPU: the main thread's, which runs
+    /// the vCPU); `None` when off.
+    #[serde(default)]
+    pub seccomp_vcpu_syscalls: Option<u32>,
+    /// Syscalls the main thread's filter allows with vCPU threads; `None` with 1 vCPU or off.
+    #[serde(default)]
+    pub seccomp_main_syscalls: Option<u32>,
+    /// Whether the VMM ran inside `--jail`.
+    #[serde(default)]
+    pub jailed: bool,
+}
+
+fn seccomp_off() -> String {
+    seccomp::Mode::Off.name().to_string()
 }
 
 impl VmReport {
@@ -213,6 +303,10 @@ impl VmReport {
             kvm_kind: None,
             time_origin: String::new(),
             origin_monotonic_ns: None,
+            seccomp: seccomp_off(),
+            seccomp_vcpu_syscalls: None,
+            seccomp_main_syscalls: None,
+            jailed: false,
         }
     }
 }

@@ -215,7 +215,10 @@ fn io_in(port: u16, data: &mut [u8], devices: &mut Devices) {
         p @ layout::SERIAL_PORT_BASE..=SERIAL_PORT_LAST => {
             let value = devices.serial.read((p - layout::SERIAL_PORT_BASE) as u8);
             data.fill(0);
-            data[0] = value;
+            // KVM gives 1, 2 or 4 bytes; an empty access reads nothing (found by fuzzing).
+            if let Some(first) = data.first_mut() {
+                *first = value;
+            }
         }
         p if devices.labctl.claims(p) => devices.labctl.read(p, data),
         layout::I8042_DATA_PORT | layout::I8042_COMMAND_PORT => {
@@ -498,6 +501,16 @@ mod tests {
         }
         let stops: Vec<_> = actions.iter().filter(|a| **a != Action::Continue).collect();
         assert_eq!(stops, vec![&Action::Stop(EndReason::ConsoleMatch)]);
+    }
+
+    /// Regression (fuzz target `vmm_exit`): a UART read of zero bytes panicked on `data[0]`.
+    #[test]
+    fn empty_port_reads_do_not_panic() {
+        let mut f = fixture();
+        for port in [0x3f8, 0x3fd, 0x3f0, 0x64, 0x61, 0x1234] {
+            assert!(inb(&mut f.devices, port, 0).is_empty());
+            assert_eq!(out(&mut f.devices, port, &[]), Action::Continue);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod exit;
 pub mod host;
+pub mod jail;
 pub mod kvm;
 pub mod layout;
 pub mod loader;
@@ -23,11 +24,12 @@ pub mod memory;
 pub mod mptable;
 pub mod procstat;
 pub mod regs;
+pub mod seccomp;
 pub mod signals;
 pub mod vcpu;
 
 pub use boot::{run, Error};
-pub use config::{Output, StopAt, VmConfig, VmReport, DEFAULT_MEM_MIB};
+pub use config::{Output, ProcFiles, StopAt, VmConfig, VmReport, DEFAULT_MEM_MIB};
 pub use exit::EndReason;
 /// The report's exit reasons and kernel formats (defined in `vclab-contract`).
 pub use vclab_contract::{ExitReason, KernelFormat};

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use linux_loader::elf::{Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_NOTE};
+use linux_loader::elf::{Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_LOAD, PT_NOTE};
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
 use linux_loader::loader::{BzImage, Elf, KernelLoader};
 use vm_memory::{Address, ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
@@ -43,7 +43,7 @@ const MAX_NOTES_BYTES: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The kernel file could not be opened or read.
-    #[error("cannot read kernel {path}: {err}")]
+    #[error("cannot read kernel {path}: {err} (check the path given to --kernel)")]
     ReadKernel {
         /// The kernel path.
         path: PathBuf,
@@ -64,7 +64,7 @@ pub enum Error {
         err: linux_loader::loader::Error,
     },
     /// The kernel ends beyond low memory.
-    #[error("kernel {path} ends at {end:#x}, beyond the {mem_mib} MiB of guest memory; use a larger --mem")]
+    #[error("kernel {path} ends at {end:#x}, beyond the {mem_mib} MiB of guest memory; {}", more_mem_hint(*end))]
     KernelTooBig {
         /// The kernel path.
         path: PathBuf,
@@ -73,8 +73,20 @@ pub enum Error {
         /// Guest memory size.
         mem_mib: u64,
     },
+    /// A directory, FIFO, device or socket where a kernel or initrd file is expected.
+    #[error("cannot read {what} {path}: it is {kind}, not a file; give {flag} an image file")]
+    NotAFile {
+        /// "kernel" or "initrd".
+        what: &'static str,
+        /// The option naming it.
+        flag: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What it is instead ("a directory", "a FIFO"...).
+        kind: &'static str,
+    },
     /// The initrd could not be read.
-    #[error("cannot read initrd {path}: {err}")]
+    #[error("cannot read initrd {path}: {err} (check the path given to --initrd)")]
     ReadInitrd {
         /// The initrd path.
         path: PathBuf,
@@ -101,6 +113,19 @@ pub enum Error {
         /// Where.
         addr: u64,
     },
+}
+
+/// What to do about a kernel that ends at `end`: a larger `--mem`, unless it does not fit
+/// below the MMIO gap at all.
+fn more_mem_hint(end: u64) -> String {
+    if end > layout::MMIO_GAP_START {
+        format!(
+            "no --mem helps: the kernel must end below {:#x} (the MMIO gap); give a smaller kernel",
+            layout::MMIO_GAP_START
+        )
+    } else {
+        format!("use --mem {} or more", end.div_ceil(1 << 20))
+    }
 }
 
 /// The two kernel formats the VMM boots (named in the report; defined in
@@ -241,13 +266,57 @@ fn elf_has_linux_note(file: &mut File) -> bool {
     false
 }
 
+/// What a file type is called in an error, when it is not a regular file.
+fn not_a_file(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens an image file for reading: non-blocking, so that a FIFO cannot hang the open (a
+/// regular file ignores the flag), then refuses anything but a regular file.
+fn open_image(
+    path: &Path,
+    what: &'static str,
+    flag: &'static str,
+    read_err: impl Fn(std::io::Error) -> Error,
+) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(&read_err)?;
+    let kind = file.metadata().map_err(&read_err)?.file_type();
+    match not_a_file(kind) {
+        None => Ok(file),
+        Some(kind) => Err(Error::NotAFile {
+            what,
+            flag,
+            path: path.to_path_buf(),
+            kind,
+        }),
+    }
+}
+
 /// Opens the kernel and tells its format; errors clearly on anything else.
 pub fn probe(path: &Path) -> Result<(File, KernelInfo), Error> {
     let read_err = |err| Error::ReadKernel {
         path: path.to_path_buf(),
         err,
     };
-    let mut file = File::open(path).map_err(read_err)?;
+    let mut file = open_image(path, "kernel", "--kernel", read_err)?;
     let mut head = Vec::with_capacity(1024);
     (&mut file)
         .take(1024)
@@ -274,6 +343,42 @@ pub fn probe(path: &Path) -> Result<(File, KernelInfo), Error> {
     Ok((file, info))
 }
 
+/// The end of the guest memory a kernel image occupies once loaded, read from the file
+/// before loading it: an ELF's highest `PT_LOAD` end (`p_paddr + p_memsz`, as linux-loader
+/// loads it), a bzImage's protected-mode payload at `HIMEM_START`. `None` when the headers
+/// cannot tell (linux-loader then reports what is wrong).
+fn image_end(file: &mut File, info: &KernelInfo) -> Option<u64> {
+    match (info.format, info.setup_header) {
+        (KernelFormat::Elf, _) => {
+            let ehdr = read_pod::<Elf64_Ehdr>(file, 0)?;
+            let mut end = None;
+            for i in 0..u64::from(ehdr.e_phnum.min(MAX_PHDRS)) {
+                let at = ehdr.e_phoff.checked_add(i * u64::from(ehdr.e_phentsize))?;
+                let phdr = read_pod::<Elf64_Phdr>(file, at)?;
+                if phdr.p_type == PT_LOAD {
+                    let seg_end = phdr.p_paddr.saturating_add(phdr.p_memsz);
+                    end = Some(end.map_or(seg_end, |e: u64| e.max(seg_end)));
+                }
+            }
+            end
+        }
+        (KernelFormat::BzImage, Some(hdr)) => {
+            let setup_sects = if hdr.setup_sects == 0 {
+                4
+            } else {
+                u64::from(hdr.setup_sects)
+            };
+            let payload = file
+                .metadata()
+                .ok()?
+                .len()
+                .checked_sub((setup_sects + 1) * 512)?;
+            Some(layout::HIMEM_START.saturating_add(payload))
+        }
+        (KernelFormat::BzImage, None) => None,
+    }
+}
+
 /// Loads the kernel image into guest memory.
 pub fn load_kernel(
     mem: &GuestMemoryMmap,
@@ -287,6 +392,19 @@ pub fn load_kernel(
         mem_mib,
         err,
     };
+    let low_end = low_mem_end(mem_mib);
+    // Said before loading: linux-loader only reports "unable to read kernel image" when a
+    // segment falls outside guest memory.
+    match image_end(file, info) {
+        Some(end) if end > low_end => {
+            return Err(Error::KernelTooBig {
+                path: path.to_path_buf(),
+                end,
+                mem_mib,
+            })
+        }
+        _ => {}
+    }
     let himem = Some(GuestAddress(layout::HIMEM_START));
     let result = match info.format {
         KernelFormat::Elf => Elf::load(mem, None, file, himem).map_err(load_err)?,
@@ -296,7 +414,6 @@ pub fn load_kernel(
         KernelFormat::Elf => result.kernel_load,
         KernelFormat::BzImage => result.kernel_load.unchecked_add(BZIMAGE_64BIT_ENTRY_OFFSET),
     };
-    let low_end = low_mem_end(mem_mib);
     if result.kernel_end > low_end {
         return Err(Error::KernelTooBig {
             path: path.to_path_buf(),
@@ -324,6 +441,15 @@ pub fn initrd_address(low_end: u64, addr_max: u64, kernel_end: u64, size: u64) -
     (start >= kernel_end.next_multiple_of(PAGE_SIZE)).then_some(start)
 }
 
+/// Opens the initrd: a regular file this process can read.
+pub fn open_initrd(path: &Path) -> Result<File, Error> {
+    let read_err = |err| Error::ReadInitrd {
+        path: path.to_path_buf(),
+        err,
+    };
+    open_image(path, "initrd", "--initrd", read_err)
+}
+
 /// Loads the initrd; returns (address, size).
 pub fn load_initrd(
     mem: &GuestMemoryMmap,
@@ -336,7 +462,7 @@ pub fn load_initrd(
         path: path.to_path_buf(),
         err,
     };
-    let mut file = File::open(path).map_err(read_err)?;
+    let mut file = open_initrd(path)?;
     let size = file.metadata().map_err(read_err)?.len();
     let low_end = low_mem_end(mem_mib);
     let addr_max = info.initrd_addr_max();
@@ -492,6 +618,56 @@ mod tests {
         assert_eq!(info.format, KernelFormat::BzImage);
         assert!(info.is_linux);
         assert_eq!(info.version.as_deref(), Some("6.1.0-vclab (root@x) #1"));
+    }
+
+    #[test]
+    fn probe_refuses_directories_and_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        // Opened non-blocking: this returns at once instead of waiting for a writer.
+        let err = probe(&fifo).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAFile { kind: "a FIFO", .. }),
+            "{err}"
+        );
+        let err = probe(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("it is a directory, not a file; give --kernel"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_beyond_guest_memory_is_refused_before_loading() {
+        let mut ehdr = Elf64_Ehdr::default();
+        ehdr.e_ident[..4].copy_from_slice(b"\x7fELF");
+        ehdr.e_phoff = std::mem::size_of::<Elf64_Ehdr>() as u64;
+        ehdr.e_phentsize = std::mem::size_of::<Elf64_Phdr>() as u16;
+        ehdr.e_phnum = 1;
+        let phdr = Elf64_Phdr {
+            p_type: PT_LOAD,
+            p_paddr: layout::HIMEM_START,
+            p_memsz: 5 << 20,
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.elf");
+        let mut bytes = ehdr.as_slice().to_vec();
+        bytes.extend_from_slice(phdr.as_slice());
+        std::fs::write(&path, bytes).unwrap();
+        let (mut file, info) = probe(&path).unwrap();
+        assert_eq!(
+            image_end(&mut file, &info),
+            Some(layout::HIMEM_START + (5 << 20))
+        );
+        let mem = crate::memory::create(4).unwrap();
+        let err = load_kernel(&mem, &path, &mut file, &info, 4).unwrap_err();
+        assert!(matches!(err, Error::KernelTooBig { .. }), "{err}");
+        assert!(err.to_string().contains("use --mem 6 or more"), "{err}");
+        assert!(more_mem_hint(u64::MAX).contains("no --mem helps"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use vclab_vmm::{ExitReason, VmConfig};
+use vclab_vmm::{cache, ExitReason, VmConfig};
 
 use common::*;
 
@@ -108,4 +108,40 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("does not fit"), "{e}");
     let e = error(&dir.path().join("exit.S"), &|_| {});
     assert!(e.contains("neither an ELF"), "{e}");
+}
+
+/// The unikernel's `vclab.fault=mmio` reads and writes a word every 2 MiB of guest-physical
+/// space above RAM up to 4 GiB (KVM's in-kernel LAPIC/IOAPIC window read only): every access
+/// is an unclaimed MMIO exit the VMM answers with all-ones (reads) or drops (writes), and the
+/// guest still ends normally, in bounded time, with its report.
+#[test]
+fn unclaimed_mmio_above_ram_never_stops_the_vmm() {
+    let kernel = cache::artifact(&cache::dir(), "unikernel")
+        .expect("the unikernel is in the artifact cache (scripts/guest-images.sh all)");
+    for vcpus in [1, 2] {
+        let (mut cfg, _, _) = config(&kernel);
+        cfg.mem_mib = 64;
+        cfg.vcpus = vcpus;
+        cfg.cmdline = "vclab.fault=mmio".into();
+        cfg.timeout = Some(Duration::from_secs(60));
+        let r = vclab_vmm::run(&cfg).unwrap();
+        assert_eq!(r.exit_reason, ExitReason::GuestExit, "{r:?}");
+        assert_eq!(r.guest_exit_code, Some(0), "{r:?}");
+        let line: serde_json::Value =
+            serde_json::from_str(r.guest_lines.last().expect("the mmio line")).unwrap();
+        assert_eq!(line["fault"], "mmio");
+        assert_eq!(line["from"], 64u64 << 20, "from the end of RAM");
+        let pages = line["pages"].as_u64().unwrap();
+        assert_eq!(pages, ((4u64 << 30) - (64 << 20)) / (2 << 20));
+        let (reads, writes) = (r.vm_exits["mmio-read"], r.vm_exits["mmio-write"]);
+        assert_eq!(
+            line["all_ones"].as_u64(),
+            Some(reads),
+            "every unclaimed read is all-ones"
+        );
+        assert_eq!(line["written"].as_u64(), Some(writes));
+        // Only KVM's own irqchip window (2 of the pages) stays in the kernel.
+        assert!(reads >= pages - 2 && reads <= pages, "{reads} of {pages}");
+        assert_eq!(r.unclaimed_accesses, reads + writes, "{r:?}");
+    }
 }

@@ -4,6 +4,7 @@
 
 use vclab_vmm::host::KvmKind;
 
+use super::isolation::summary as isolation;
 use super::record::Results;
 use crate::runtime::RuntimeId;
 
@@ -231,16 +232,27 @@ fn start_time(r: &Results) -> CourseLine {
 
 fn isolation(r: &Results) -> CourseLine {
     let pvm = r.host.kvm_kind == Some(KvmKind::Pvm);
-    let measured = format!(
+    let mut measured = format!(
         "VMs: KVM here is {} ; containers: namespaces + cgroups ({})",
         r.host.kvm_name(),
         r.host.cgroup_name()
     );
-    let verdict = if pvm {
+    if let Some(iso) = &r.isolation {
+        measured += &format!("; {}", isolation::course_text(iso));
+    }
+    let mut verdict: String = if pvm {
         "disagrees in part: on this host the VM boundary is kvm_pvm, a software (page-table) hypervisor, not VMX/SVM hardware".into()
     } else {
         "agrees".into()
     };
+    if r.isolation
+        .as_ref()
+        .and_then(isolation::containers_block_all)
+        == Some(false)
+    {
+        verdict +=
+            "; and the lab's container let some escape checks through (see the isolation table)";
+    }
     CourseLine {
         topic: "isolation",
         course: "VM: hardware-level / container: process-level",
@@ -301,4 +313,74 @@ pub fn course_table(r: &Results) -> Vec<CourseLine> {
         engine(r),
         image_creation(r),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::isolation::summary::tests::record;
+    use crate::compare::record::{RunConfig, FORMAT_VERSION};
+    use crate::host::HostRecord;
+
+    fn results(isolation: Option<crate::compare::isolation::Isolation>) -> Results {
+        Results {
+            version: FORMAT_VERSION,
+            started_utc: "2026-12-01T00:00:00Z".into(),
+            host: HostRecord::default(),
+            config: RunConfig::default(),
+            artifacts: vec![],
+            cases: vec![],
+            isolation,
+        }
+    }
+
+    fn isolation_line(r: &Results) -> CourseLine {
+        course_table(r)
+            .into_iter()
+            .find(|l| l.topic == "isolation")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_isolation_line_quotes_the_probe() {
+        let line = isolation_line(&results(Some(record())));
+        assert!(
+            line.measured.contains("bare 357, container 345"),
+            "{}",
+            line.measured
+        );
+        assert!(line.measured.contains("21 (vCPU)"), "{}", line.measured);
+        assert!(
+            line.verdict.contains("escape checks through"),
+            "{}",
+            line.verdict
+        );
+        // Without a probe (--no-isolation, older files) the line says what it said before.
+        let line = isolation_line(&results(None));
+        assert!(!line.measured.contains("reachable"), "{}", line.measured);
+    }
+
+    #[test]
+    fn the_reports_show_the_isolation_table() {
+        use crate::compare::export::{Exporter, MarkdownExporter};
+        let r = results(Some(record()));
+        let md = String::from_utf8(MarkdownExporter.serialize(&r).unwrap()).unwrap();
+        assert!(md.contains("## Isolation"), "{md}");
+        assert!(md.contains("| container | cfg | 345 | 38 |"), "{md}");
+        let html = crate::compare::html::render(&r, &[]);
+        assert!(html.contains("<table id=\"isolation\">"));
+        let none = crate::compare::html::render(&results(None), &[]);
+        assert!(!none.contains("id=\"isolation\""));
+    }
+
+    #[test]
+    fn results_without_isolation_still_load() {
+        let text = serde_json::to_string(&results(None)).unwrap();
+        assert!(!text.contains("isolation"));
+        let back: Results = serde_json::from_str(&text).unwrap();
+        assert!(back.isolation.is_none());
+        let text = serde_json::to_string(&results(Some(record()))).unwrap();
+        let back: Results = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.isolation, Some(record()));
+    }
 }

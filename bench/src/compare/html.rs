@@ -3,6 +3,7 @@
 
 use super::course;
 use super::export::hosts::{self, HostRun};
+use super::isolation::summary as isolation;
 use super::plots::Plot;
 use super::record::Results;
 use super::table;
@@ -160,6 +161,11 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
         .map(course::CourseLine::cells)
         .collect();
     out += &html_table(course::HEADERS, &rows, "course");
+    if let Some(iso) = &r.isolation {
+        out += "<h2>Isolation</h2>\n";
+        out += &html_table(isolation::HEADERS, &isolation::table(iso), "isolation");
+        out += &format!("<p>{}</p>\n", escape(isolation::METHOD));
+    }
     out += "</body></html>\n";
     out
 }

@@ -11,6 +11,7 @@
 pub mod course;
 pub mod export;
 pub mod html;
+pub mod isolation;
 pub mod oci;
 pub mod outliers;
 pub mod plots;
@@ -81,6 +82,10 @@ pub struct Args {
     /// average out short disturbances of the host.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub scale: u64,
+    /// Skip the isolation probe (syscall reach, host visibility and escape checks in the bare,
+    /// container, crun and runc rows; a few seconds, once per run).
+    #[arg(long)]
+    pub no_isolation: bool,
 }
 
 /// `2%`, `2` or `0.5%` → 0.02, 0.02, 0.005.
@@ -138,6 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let started_utc = utc_timestamp(now);
+    check_args(&args)?;
+    let density = density_quote(args.density.as_deref())?;
     let dir = args
         .out
         .clone()
@@ -154,21 +161,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let linux = args.linux || !args.quick;
     let mut rows = runtime::registry();
     if !args.only.is_empty() {
-        let unknown: Vec<&String> = args
-            .only
-            .iter()
-            .filter(|o| runtime::RuntimeId::from_name(o).is_none())
-            .collect();
-        if !unknown.is_empty() {
-            anyhow::bail!(
-                "unknown runtime(s) in --only: {unknown:?} (known: {})",
-                runtime::RuntimeId::ALL
-                    .iter()
-                    .map(|r| r.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
         rows.retain(|r| args.only.iter().any(|o| o == r.id().name()));
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -215,12 +207,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),
             vm_hugepages: true,
-            density: density_quote(args.density.as_deref())?,
+            density,
         },
         artifacts,
         cases: Vec::new(),
+        isolation: None,
     };
     eprintln!("vclab compare: writing {}", dir.display());
+    if !args.no_isolation {
+        results.isolation = Some(isolation::probe::probe(&env, &rows));
+    }
     let noise_start = host::NoiseSnapshot::take();
     runner::execute(&env, &rows, &mut results, &dir)?;
     results.host.noise = Some(host::NoiseSnapshot::take().since(&noise_start));
@@ -239,6 +235,51 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// Refuses bad arguments before anything is created or started, so that a refused run leaves
+/// no results directory behind.
+fn check_args(args: &Args) -> anyhow::Result<()> {
+    let unknown: Vec<&String> = args
+        .only
+        .iter()
+        .filter(|o| runtime::RuntimeId::from_name(o).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "unknown runtime(s) in --only: {unknown:?}; give row names from: {}",
+            runtime::RuntimeId::ALL
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if args.runs == Some(0) {
+        anyhow::bail!("--runs 0: give the number of measured runs per case, at least 1");
+    }
+    if args.max_time == Some(0) {
+        anyhow::bail!("--max-time 0: give the seconds the measured rounds may take, at least 1");
+    }
+    for (flag, path) in [
+        ("--firecracker", &args.firecracker),
+        ("--cloud-hypervisor", &args.cloud_hypervisor),
+    ] {
+        if let Some(p) = path.as_deref().filter(|p| !p.is_file()) {
+            anyhow::bail!(
+                "{flag} {}: no such file; give the path of the {} binary",
+                p.display(),
+                &flag[2..]
+            );
+        }
+    }
+    if let Some(out) = args.out.as_deref().filter(|o| o.exists() && !o.is_dir()) {
+        anyhow::bail!(
+            "--out {}: not a directory; give a directory (created if missing)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// The density report's line for the course table: from `dir` (an error if

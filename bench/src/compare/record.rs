@@ -37,6 +37,10 @@ pub struct Results {
     pub artifacts: Vec<ArtifactFact>,
     /// One entry per runtime × workload kernel, in row order.
     pub cases: Vec<Case>,
+    /// The isolation probe, run once per `vclab compare` (absent with `--no-isolation` and in
+    /// files written before it; additive, so format 2 is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<super::isolation::Isolation>,
 }
 
 /// Size of one artifact the runtimes started from (for the course table's "weight" line).

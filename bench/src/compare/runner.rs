@@ -360,6 +360,7 @@ mod tests {
             },
             artifacts: vec![],
             cases: vec![],
+            isolation: None,
         }
     }
 

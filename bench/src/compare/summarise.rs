@@ -273,6 +273,7 @@ mod tests {
                 case("container", vec![sample(4.0, 3072, 12.0, 50.0); 3]),
                 case("crun", vec![sample(8.0, 4096, 14.0, 100.0); 3]),
             ],
+            isolation: None,
         };
         r.version = 1;
         summarise(&mut r);
@@ -353,6 +354,7 @@ mod tests {
             },
             artifacts: vec![],
             cases,
+            isolation: None,
         }
     }
 

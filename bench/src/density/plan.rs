@@ -101,6 +101,17 @@ pub enum PlanError {
     /// `--launch-timeout 0`.
     #[error("--launch-timeout 0: give the seconds an instance may take to be ready, at least 1")]
     TimeoutZero,
+    /// `--out` names something that is not a directory.
+    #[error("--out {}: not a directory; give a directory (created if missing)", .0.display())]
+    OutNotDir(PathBuf),
+    /// A peer binary given with `--firecracker` or `--cloud-hypervisor` is not a file.
+    #[error("{flag} {}: no such file; give the path of the {} binary", path.display(), &flag[2..])]
+    NoBinary {
+        /// The option.
+        flag: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
 }
 
 /// Arguments of `vclab density`.
@@ -323,6 +334,7 @@ pub fn plan(args: &Args, total_bytes: u64) -> Result<Plan, PlanError> {
     if args.launch_timeout == 0 {
         return Err(PlanError::TimeoutZero);
     }
+    check_paths(args)?;
     Ok(Plan {
         runtimes,
         max,
@@ -338,6 +350,25 @@ pub fn plan(args: &Args, total_bytes: u64) -> Result<Plan, PlanError> {
         launch_timeout_s: args.launch_timeout,
         quick: args.quick,
     })
+}
+
+/// The paths given: `--out` a directory or nothing yet, the peer binaries files.
+fn check_paths(args: &Args) -> Result<(), PlanError> {
+    if let Some(out) = args.out.as_ref().filter(|o| o.exists() && !o.is_dir()) {
+        return Err(PlanError::OutNotDir(out.clone()));
+    }
+    for (flag, path) in [
+        ("--firecracker", &args.firecracker),
+        ("--cloud-hypervisor", &args.cloud_hypervisor),
+    ] {
+        if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+            return Err(PlanError::NoBinary {
+                flag,
+                path: p.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

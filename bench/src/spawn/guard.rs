@@ -71,8 +71,10 @@ pub fn state_root() -> PathBuf {
 
 impl Harness {
     /// Creates `harness-<pid>` under the state root and, when `guard_exe` is
-    /// given (the `vclab` binary), starts its guard.
+    /// given (the `vclab` binary), starts its guard. A SIGINT inherited
+    /// ignored is given its default action back ([`restore_default_sigint`]).
     pub fn start(guard_exe: Option<&Path>) -> Result<Self, GuardError> {
+        restore_default_sigint();
         let root = state_root();
         let dir = root.join(format!("harness-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
@@ -131,6 +133,32 @@ impl Harness {
     /// Forgets an OCI container that has been deleted.
     pub fn unregister_oci(&self, id: &str) {
         let _ = std::fs::remove_file(self.dir.join(OCI_DIR).join(id));
+    }
+}
+
+/// A harness may end by SIGINT at any moment (its instances die with it, its
+/// guard removes the rest), and a Ctrl-C or a test's SIGINT relies on that.
+/// A process started with `&` by a non-interactive shell inherits SIGINT
+/// *ignored* (HOST-NOTES.md): `vclab compare` would then run on to its end.
+/// So an ignored SIGINT is set back to the default action; a handler the
+/// program installed itself (`vclab density`'s) is kept.
+pub fn restore_default_sigint() {
+    // SAFETY: all-zero is a valid `sigaction` (no handler, empty mask) for
+    // the kernel to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`, a
+    // valid, writable `sigaction`.
+    if unsafe { libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old) } != 0 {
+        return;
+    }
+    if old.sa_sigaction == libc::SIG_IGN {
+        // SAFETY: the default action runs no code of ours.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGINT,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
     }
 }
 

@@ -4,8 +4,11 @@
 
 use core::fmt;
 
-/// The shim identity-maps this much guest-physical memory (`shim.s`, page tables).
+/// The guest-physical memory the guest's RAM use is limited to (boot information, scratch).
 pub const MAPPED_END: u64 = 1 << 30;
+/// The shim identity-maps this much guest-physical memory (`shim.s`, page tables): the RAM the
+/// guest uses and, above it, the space `vclab.fault=mmio` probes.
+pub const IDENTITY_END: u64 = 4 << 30;
 
 /// Longest command line read, in bytes.
 const MAX_CMDLINE: usize = 4096;
@@ -128,6 +131,18 @@ impl BootInfo {
             *slot = (addr, addr.saturating_add(size));
             self.ram_len += 1;
         }
+    }
+
+    /// The end of the highest usable RAM region that starts below `limit`, capped at `limit`.
+    pub fn ram_top_below(&self, limit: u64) -> u64 {
+        self.ram
+            .get(..self.ram_len)
+            .unwrap_or_default()
+            .iter()
+            .filter(|&&(start, _)| start < limit)
+            .map(|&(_, end)| end.min(limit))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The end of the usable RAM region that holds `addr`, capped at [`MAPPED_END`]; `None` when

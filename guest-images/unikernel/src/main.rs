@@ -92,7 +92,7 @@ fn run(lab: &Lab, info: u64, protocol: u64) -> Result<u8, Error> {
         lab.line(vclab_contract::READY_LINE.as_bytes());
     }
     if let Some(fault) = args.fault {
-        faults::run(fault, lab);
+        faults::run(fault, lab, &boot);
         return Ok(status);
     }
     // No vclab.kernel= at all: run cpu with its defaults, like `vclab-workload run cpu`.

@@ -368,8 +368,10 @@ tss_end:
 shim_end:
 
 /*
- * Page tables: identity map of the first 1 GiB with 2 MiB pages, present, writable and
- * user-accessible (P | RW | US), so CPL 3 reaches all guest RAM. Static: no ring-0 loop.
+ * Page tables: identity map of the first 4 GiB with 2 MiB pages (four page directories),
+ * present, writable and user-accessible (P | RW | US), so CPL 3 reaches all guest RAM (the
+ * kernels use the first 1 GiB) and, for `vclab.fault=mmio`, the guest-physical space above it.
+ * Static: no ring-0 loop.
  */
     .section .shim.pagetables, "aw"
     .balign 4096
@@ -379,10 +381,13 @@ shim_pml4:
     .fill 511, 8, 0
 shim_pdpt:
     .quad shim_pd + 0x7
-    .fill 511, 8, 0
+    .quad shim_pd + 0x1000 + 0x7
+    .quad shim_pd + 0x2000 + 0x7
+    .quad shim_pd + 0x3000 + 0x7
+    .fill 508, 8, 0
 shim_pd:
     .set page, 0
-    .rept 512
+    .rept 2048
     .quad (page << 21) | 0x87         /* P | RW | US | PS */
     .set page, page + 1
     .endr

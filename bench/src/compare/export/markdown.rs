@@ -2,6 +2,7 @@
 
 use super::{ExportError, Exporter};
 use crate::compare::course;
+use crate::compare::isolation::summary as isolation;
 use crate::compare::record::Results;
 use crate::compare::table;
 
@@ -78,6 +79,11 @@ impl Exporter for MarkdownExporter {
             .map(course::CourseLine::cells)
             .collect();
         out += &md_table(course::HEADERS, &rows);
+        if let Some(iso) = &r.isolation {
+            out += "\n## Isolation\n\n";
+            out += &md_table(isolation::HEADERS, &isolation::table(iso));
+            out += &format!("\n{}\n", isolation::METHOD);
+        }
         Ok(out.into_bytes())
     }
 }

@@ -4,12 +4,19 @@ use std::fmt;
 
 use vclab_workload::{Kernel, Params};
 
+use crate::probe;
+
 /// The usage text printed by `--help` and named in argument errors.
 pub const USAGE: &str = "\
 usage: vclab-workload run <cpu|mem-bw|mem-lat> [--size BYTES] [--iterations N] [--seed N]
        vclab-workload idle            print {\"ready\":true}, wait for SIGTERM/SIGINT, exit 0
        vclab-workload ready           write 123 to I/O port 0x3f0 through /dev/port (vclab guest)
-       vclab-workload guest-exit N    write N (0-255) to I/O port 0x3f1 through /dev/port (vclab guest)";
+       vclab-workload guest-exit N    write N (0-255) to I/O port 0x3f1 through /dev/port (vclab guest)
+       vclab-workload probe [--escapes] [--target-pid PID] [--no-syscalls]
+                                      print one JSON line: syscall reach, host visibility and (with
+                                      --escapes) the escape checks; PID (default: the
+                                      VCLAB_PROBE_TARGET_PID variable) is a process outside the
+                                      container for the ptrace check";
 
 /// One invocation.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +29,8 @@ pub enum Command {
     Ready,
     /// End the VM with this status.
     GuestExit(u8),
+    /// Run the isolation probe.
+    Probe(probe::Options),
     /// Print the usage.
     Help,
 }
@@ -35,7 +44,7 @@ pub enum ArgsError {
     UnknownCommand(String),
     /// `run` without a kernel or with an unknown one.
     Kernel(Option<String>),
-    /// An option `run` does not know.
+    /// An option `run` or `probe` does not know.
     UnknownOption(String),
     /// An option without its value.
     MissingValue(&'static str),
@@ -57,16 +66,21 @@ impl fmt::Display for ArgsError {
         match self {
             ArgsError::Missing => write!(
                 f,
-                "no command given: use run, idle, ready or guest-exit (see --help)"
+                "no command given: use run, idle, ready, guest-exit or probe (see --help)"
             ),
             ArgsError::UnknownCommand(c) => write!(
                 f,
-                "unknown command `{c}`: use run, idle, ready or guest-exit (see --help)"
+                "unknown command `{c}`: use run, idle, ready, guest-exit or probe (see --help)"
             ),
             ArgsError::Kernel(None) => write!(f, "`run` needs a kernel: cpu, mem-bw or mem-lat"),
             ArgsError::Kernel(Some(k)) => {
                 write!(f, "unknown kernel `{k}`: use cpu, mem-bw or mem-lat")
             }
+            ArgsError::UnknownOption(o) if o.starts_with("probe:") => write!(
+                f,
+                "unknown option `{}` for probe: use --escapes, --target-pid or --no-syscalls",
+                &o["probe:".len()..]
+            ),
             ArgsError::UnknownOption(o) => write!(
                 f,
                 "unknown option `{o}` for run: use --size, --iterations or --seed"
@@ -91,6 +105,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let command = match command.as_str() {
         "-h" | "--help" | "help" => Command::Help,
         "run" => return parse_run(args),
+        "probe" => return parse_probe(args, std::env::var("VCLAB_PROBE_TARGET_PID").ok()),
         "idle" => Command::Idle,
         "ready" => Command::Ready,
         "guest-exit" => {
@@ -138,6 +153,40 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<Command, ArgsErro
     Ok(Command::Run(params))
 }
 
+/// Parses `probe [--escapes] [--target-pid PID] [--no-syscalls]`; `env_pid` is
+/// `VCLAB_PROBE_TARGET_PID`, used when `--target-pid` is not given.
+fn parse_probe(
+    mut args: impl Iterator<Item = String>,
+    env_pid: Option<String>,
+) -> Result<Command, ArgsError> {
+    let mut options = probe::Options::default();
+    let mut pid = env_pid.filter(|p| !p.is_empty());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--escapes" => options.escapes = true,
+            "--no-syscalls" => options.no_syscalls = true,
+            "--target-pid" => {
+                pid = Some(args.next().ok_or(ArgsError::MissingValue("--target-pid"))?);
+            }
+            _ if arg.starts_with("--target-pid=") => {
+                pid = Some(arg["--target-pid=".len()..].to_owned());
+            }
+            _ if arg.starts_with('-') => {
+                return Err(ArgsError::UnknownOption(format!("probe:{arg}")))
+            }
+            _ => return Err(ArgsError::Extra(arg)),
+        }
+    }
+    if let Some(value) = pid {
+        let n = value.parse::<i32>().ok().filter(|&n| n > 0);
+        options.target_pid = Some(n.ok_or(ArgsError::BadNumber {
+            what: "--target-pid",
+            value,
+        })?);
+    }
+    Ok(Command::Probe(options))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +218,46 @@ mod tests {
         assert_eq!(
             p(&["run", "cpu"]),
             Ok(Command::Run(Params::new(Kernel::Cpu)))
+        );
+    }
+
+    #[test]
+    fn probe_options() {
+        let words = |w: &[&str]| {
+            w.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(
+            parse_probe(words(&[]), None),
+            Ok(Command::Probe(probe::Options::default()))
+        );
+        assert_eq!(
+            parse_probe(
+                words(&["--escapes", "--target-pid", "42", "--no-syscalls"]),
+                None
+            ),
+            Ok(Command::Probe(probe::Options {
+                escapes: true,
+                target_pid: Some(42),
+                no_syscalls: true
+            }))
+        );
+        // The variable gives the pid; the option wins over it.
+        assert_eq!(
+            parse_probe(words(&[]), Some("7".into())),
+            Ok(Command::Probe(probe::Options {
+                target_pid: Some(7),
+                ..Default::default()
+            }))
+        );
+        assert_eq!(
+            parse_probe(words(&["--target-pid=9"]), Some("7".into())),
+            Ok(Command::Probe(probe::Options {
+                target_pid: Some(9),
+                ..Default::default()
+            }))
         );
     }
 
@@ -214,6 +303,18 @@ mod tests {
             Err(ArgsError::BadNumber { .. })
         ));
         assert!(matches!(p(&["idle", "now"]), Err(ArgsError::Extra(_))));
+        assert!(matches!(
+            parse_probe(["--fast".to_string()].into_iter(), None),
+            Err(ArgsError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            parse_probe(["--target-pid".to_string(), "0".into()].into_iter(), None),
+            Err(ArgsError::BadNumber { .. })
+        ));
+        assert!(matches!(
+            parse_probe(std::iter::empty(), Some("x".into())),
+            Err(ArgsError::BadNumber { .. })
+        ));
         assert!(matches!(
             p(&["run", "cpu", "extra"]),
             Err(ArgsError::Extra(_))

@@ -1,11 +1,12 @@
-//! `vclab-workload`: runs one kernel and prints its JSON line, idles until signalled, or talks to
-//! the VMM's lab control device from inside the Linux guest. Bad arguments: one line on stderr,
+//! `vclab-workload`: runs one kernel and prints its JSON line, idles until signalled, talks to
+//! the VMM's lab control device from inside the Linux guest, or probes its own isolation. Bad arguments: one line on stderr,
 //! exit 2. Other failures: one line on stderr, exit 1.
 
 mod args;
 mod clock;
 mod idle;
 mod port;
+mod probe;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::GuestExit(status) => {
             port::write_byte(port::EXIT_PORT, status).map_err(|e| e.to_string())
         }
+        Command::Probe(options) => probe::run(&options).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
