@@ -27,6 +27,8 @@ lint() {
     log "cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings"
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    # The fuzz crate is its own workspace (nightly only for its build; rustfmt is the same).
+    (cd "$REPO/fuzz" && cargo fmt --check)
     # The unikernel is its own workspace with its own target and flags (.cargo/config.toml, read
     # from its folder; build.sh drops the caller's RUSTFLAGS the same way).
     log "guest-images/unikernel: cargo fmt --check; cargo clippy --release --all-targets -- -D warnings"
@@ -77,6 +79,9 @@ static() {
 fuzz() {
     log "scripts/fuzz.sh ${VCLAB_CI_FUZZ_SECONDS:-60} (every fuzz target)"
     "$REPO/scripts/fuzz.sh" "${VCLAB_CI_FUZZ_SECONDS:-60}"
+    # The fuzz crate's own tests (fuzz.sh installed nightly): they replay every seed and every
+    # fixed crash's input (fuzz/regressions/).
+    cargo +nightly test --quiet --manifest-path "$REPO/fuzz/Cargo.toml" --target-dir "$REPO/target/fuzz"
 }
 
 usage() {

@@ -10,11 +10,11 @@
 //! of any count (fds, threads, mounts, cgroups, state entries, processes,
 //! KVM VMs, net devices, MemAvailable within 1 %).
 //!
-//! The counts are the whole host's: the tests run one at a time, and the
-//! system-wide ones (fds, threads, mounts, MemAvailable) are judged only on
-//! a host nothing else uses meanwhile (CI). On a shared machine set
-//! `VCLAB_SOAK_SHARED_HOST=1`: the script then judges only what the lab's
-//! programs own (`--shared-host`).
+//! The tests run one at a time. By default they judge what the lab's programs
+//! own (`--shared-host`: processes, cgroups, state, mounts, KVM VMs, net
+//! devices in this session's cgroup) and print the system-wide counts (fds,
+//! threads, mounts, MemAvailable), which cargo's own builds move; set
+//! `VCLAB_SOAK_STRICT=1` on a quiet host to judge those too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,9 +92,13 @@ fn soak(args: &[&str]) -> Value {
     v
 }
 
-/// `VCLAB_SOAK_SHARED_HOST=1`: other users move the system-wide counts.
+/// The system-wide counts (fds, threads, mounts, MemAvailable) move with whatever else runs on
+/// the host (cargo's builds, the other test binaries' leftovers settling), so by default the test
+/// judges what the lab owns (its processes, cgroups, state, mounts, KVM VMs, net devices) and prints
+/// the system-wide counts; `VCLAB_SOAK_STRICT=1` judges those too, as `scripts/soak.sh` does by
+/// default on a quiet host.
 fn shared_host() -> bool {
-    std::env::var_os("VCLAB_SOAK_SHARED_HOST").is_some_and(|v| v == "1")
+    std::env::var_os("VCLAB_SOAK_STRICT").is_none_or(|v| v != "1")
 }
 
 /// Counts of the whole system, judged only on an unshared host.

@@ -1103,6 +1103,7 @@ fn exec_workload(
     exec: &ExecArrays,
     filter: Option<&crate::seccomp::Filter>,
 ) -> isize {
+    default_dispositions();
     let _ = old_mask.thread_set_mask();
     // Last before the exec: the workload's first call under the filter is
     // execve itself, which every profile worth running allows.
@@ -1129,6 +1130,21 @@ fn exec_workload(
     } else {
         report_to(err_w, &ChildError::NotExecutable(&s.command, worst));
         126
+    }
+}
+
+/// Every signal back to its default action. An exec keeps ignored signals ignored, and the
+/// launcher's are: SIGPIPE (Rust's runtime ignores it) and, when a non-interactive shell started
+/// the launcher with `&`, SIGINT and SIGQUIT. A container then could not be stopped by a forwarded
+/// SIGINT, and `yes | head -1` would print "Broken pipe". Handlers need no reset (exec resets them);
+/// the signals the C library reserves refuse the call, which is harmless.
+fn default_dispositions() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler; an invalid or reserved number only fails with EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
 }
 

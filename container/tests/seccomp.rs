@@ -99,7 +99,6 @@ fn default_profile_refuses_what_docker_refuses() {
         ("socket", "socket err 1"),
         ("personality", "personality ok"),
         ("getpid", "getpid ok"),
-        ("Seccomp_filters:", "Seccomp_filters:\t2"),
     ] {
         let line = probe_line(&text, name);
         assert!(
@@ -107,6 +106,9 @@ fn default_profile_refuses_what_docker_refuses() {
             "{name}: want {want:?}, got {line:?}: {text}"
         );
     }
+    // How many programs the profile compiles to depends on the capability set (the filter is
+    // split by call number); at least one is installed.
+    assert_ne!(filters(&text), 0, "{text}");
     assert!(
         !probe_line(&text, "busybox-unshare").ends_with(" 0"),
         "{text}"
@@ -177,11 +179,7 @@ fn profile_file_and_init() {
     );
     assert!(out.status.success(), "{}", show(&out));
     let text = stdout(&out);
-    assert_eq!(
-        probe_line(&text, "Seccomp_filters:"),
-        "Seccomp_filters:\t2",
-        "{text}"
-    );
+    assert_ne!(filters(&text), 0, "{text}");
     assert_eq!(probe_line(&text, "keyctl"), "keyctl err 1", "{text}");
     assert_nothing_left(&format!("sc{}-file", std::process::id()));
     assert_nothing_left(&id);
@@ -321,4 +319,13 @@ fn bad_profiles_are_one_line_errors_and_leave_nothing() {
         check(&out, "frobnicate");
     }
     assert_nothing_left(&prefix);
+}
+
+/// The `Seccomp_filters:` count of a /proc/PID/status line in `text` (0 when absent).
+fn filters(text: &str) -> u32 {
+    probe_line(text, "Seccomp_filters:")
+        .trim_start_matches("Seccomp_filters:")
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }

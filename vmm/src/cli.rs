@@ -239,7 +239,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
                         what: "give a positive number of seconds",
                     });
                 }
-                cfg.timeout = Some(Duration::from_secs_f64(secs));
+                cfg.timeout =
+                    Some(Duration::try_from_secs_f64(secs).map_err(|_| Error::Value {
+                        flag: "--timeout",
+                        value: raw.to_string_lossy().into_owned(),
+                        what: "give a positive number of seconds (below 2^64)",
+                    })?);
             }
             Long("console") => cfg.console = console_of(parser.value()?)?,
             Long("json") => json = true,
@@ -435,6 +440,22 @@ fn describe(report: &VmReport) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timeout_too_big_for_a_duration_is_refused() {
+        let args = ["--kernel", "k", "--timeout", "1e30"].map(std::ffi::OsString::from);
+        let r = super::parse(args, std::time::Instant::now());
+        assert!(
+            matches!(
+                r,
+                Err(super::Error::Value {
+                    flag: "--timeout",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+
     use super::*;
     use crate::config::DEFAULT_MEM_MIB;
     use vclab_contract::KernelFormat;
