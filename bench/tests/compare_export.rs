@@ -91,7 +91,11 @@ fn report_of_a_missing_directory_fails_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("results.json"), "{err}");
+    assert!(
+        err.contains("/nonexistent/vclab-results") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// `vclab report` on a copy of `fixture` (a file under golden/input); returns the directory.
