@@ -217,15 +217,6 @@ fn new_id() -> String {
     )
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !id.starts_with('.')
-}
-
 /// The launcher's peak RSS (VmHWM) in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -337,7 +328,7 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
         return Err(Error::RootfsMissing(cfg.rootfs.clone()));
     }
     let id = match &cfg.id {
-        Some(id) if valid_id(id) => id.clone(),
+        Some(id) if state::valid_id(id) => id.clone(),
         Some(id) => {
             return Err(Error::Config(format!(
                 "container id {id:?} must be 1-64 letters, digits, '-', '_' or '.'"
@@ -621,10 +612,10 @@ mod tests {
 
     #[test]
     fn ids_are_checked() {
-        assert!(valid_id("abc-1_2.x"));
-        assert!(!valid_id("../etc"));
-        assert!(!valid_id(".hidden"));
-        assert!(!valid_id(""));
+        assert!(state::valid_id("abc-1_2.x"));
+        assert!(!state::valid_id("../etc"));
+        assert!(!state::valid_id(".hidden"));
+        assert!(!state::valid_id(""));
         assert_ne!(new_id(), new_id());
     }
 
