@@ -11,6 +11,10 @@
 //! `execve` (or before the identity changes when no_new_privs is off, while
 //! CAP_SYS_ADMIN is still held, as runc does).
 //!
+//! The default profile for the lab's default capabilities is compiled ahead
+//! of time (`prebuilt/`, checked against `compile.rs` by a test), so a
+//! default `--rootfs` run skips resolving and compiling.
+//!
 //! x86_64 only: the filter checks the architecture first, and a system call
 //! of another ABI (i386 through `int 0x80`) kills the process; x32 calls
 //! (`nr | 0x40000000`) get the profile's default action, and the same
@@ -21,6 +25,7 @@ mod default;
 mod docker;
 mod install;
 mod oci;
+mod prebuilt;
 mod syscalls;
 
 pub use compile::compile;
@@ -288,6 +293,11 @@ impl Policy {
             Policy::Profile { source_name, .. } => source_name.as_str(),
             _ => "the default profile",
         };
+        if matches!(self, Policy::Default) && std::env::consts::ARCH == "x86_64" {
+            if let Some(f) = prebuilt::filter(caps) {
+                return Ok(Some(f));
+            }
+        }
         match self.resolve(caps)? {
             None => Ok(None),
             Some(r) => compile(&r, source_name).map(Some),
