@@ -748,6 +748,9 @@ fn run(prog: &str, args: impl IntoIterator<Item = OsString>) -> Result<i32, Erro
             return Ok(0);
         }
     };
+    // Before anything is made: a stop signal from now on is held pending (see
+    // process::block_forwarded), not lost to an inherited SIG_IGN.
+    crate::process::block_forwarded().map_err(|e| Error::Run(e.into()))?;
     // CVE-2019-5736: from here on the container could see this binary.
     crate::reexec::ensure_protected().map_err(Error::Reexec)?;
     let (json, detach) = (opts.json, opts.detach);

@@ -81,6 +81,10 @@ pub enum Error {
     /// The seccomp profile is unusable (exit code 1, nothing made yet).
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
+    /// `create` got a stop signal before it ended: what it made is removed
+    /// (exit code 128 + the signal).
+    #[error("interrupted by {0} while the container was being created: nothing was kept")]
+    Interrupted(nix::sys::signal::Signal),
 }
 
 impl Error {
@@ -93,6 +97,7 @@ impl Error {
             Error::Process(process::Error::NotExecutable(_)) => 126,
             Error::Seccomp(seccomp::Error::Compile { .. }) => 125,
             Error::Input(_) | Error::State(state::Error::Exists(_)) | Error::Seccomp(_) => 1,
+            Error::Interrupted(sig) => 128 + *sig as i32,
             _ => 125,
         }
     }
@@ -463,6 +468,11 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
     let started = child.start(cgroup)?;
 
     if detached {
+        // A stop signal that came during set-up (held pending since the CLI
+        // blocked it) ends the create: the guards remove what was made.
+        if let Some(sig) = signals.stop_requested() {
+            return Err(Error::Interrupted(sig));
+        }
         st.hand_over(init, &cgroup_dirs)?;
         child.commit()?;
         cleanup.armed = false;

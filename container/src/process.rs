@@ -115,6 +115,16 @@ fn forwarded_set() -> SigSet {
     set
 }
 
+/// Blocks the forwarded signals in the calling thread, for good: the CLI calls
+/// it first, so that a signal sent during set-up (also one a non-interactive
+/// shell's background job has ignored) stays pending, across the re-exec,
+/// until [`SignalGuard`] reads it, instead of being lost.
+pub fn block_forwarded() -> Result<(), Error> {
+    forwarded_set()
+        .thread_block()
+        .map_err(|e| Error::Signals("block", e))
+}
+
 /// Blocks the forwarded signals in the calling thread and restores the old
 /// mask when dropped, after draining what arrived meanwhile.
 pub struct SignalGuard {
@@ -126,9 +136,15 @@ impl SignalGuard {
     /// Blocks the forwarded signals and opens a signalfd for them.
     pub fn new() -> Result<Self, Error> {
         let set = forwarded_set();
-        let old = set
+        let mut old = set
             .thread_swap_mask(SigmaskHow::SIG_BLOCK)
             .map_err(|e| Error::Signals("block", e))?;
+        // The mask the container's process starts with (and this thread's
+        // after the run): the forwarded signals deliverable, whether they
+        // were blocked by `block_forwarded` or inherited blocked.
+        for s in FORWARDED {
+            old.remove(s);
+        }
         let fd = match SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
             Ok(fd) => fd,
             Err(e) => {
@@ -137,6 +153,13 @@ impl SignalGuard {
             }
         };
         Ok(SignalGuard { old, fd })
+    }
+
+    /// The first forwarded signal that arrived and was not read yet, if any
+    /// (each of them would have ended the launcher had it not been blocked).
+    pub fn stop_requested(&self) -> Option<Signal> {
+        let info = self.fd.read_signal().ok()??;
+        Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()
     }
 }
 

@@ -587,6 +587,43 @@ fn failing_hook_cleans_up(c: &Ctx) -> Check {
     Ok(())
 }
 
+/// A stop signal that reaches `create` during its set-up (here from a
+/// createRuntime hook, so it lands while the container is being made) ends
+/// the create with 128 + the signal and one line, and nothing is kept.
+fn interrupted_create_cleans_up(c: &Ctx) -> Check {
+    let dir = c.tmp.path().join("hookint");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["sleep", "30"], "cwd": "/"},
+        "root": {"path": c.rootfs},
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]},
+        "hooks": {
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -INT $PPID"]}]
+        }
+    });
+    std::fs::write(dir.join("config.json"), spec.to_string()).unwrap();
+    let id = c.id("hookint");
+    let (code, _, err) = detached(
+        c.tmp.path(),
+        "hookint",
+        &["create", "--bundle", dir.to_str().unwrap(), &id],
+    );
+    let err = read(&err);
+    let vclab_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("vclab: ")).collect();
+    let left = common::leftovers(&id);
+    if !left.is_empty() {
+        let _ = verb(&["delete", "--force", &id]);
+    }
+    if code != Some(130) || vclab_lines.len() != 1 || !vclab_lines[0].contains("interrupted") {
+        return Err(format!("create interrupted by SIGINT: {code:?} {err:?}"));
+    }
+    if !left.is_empty() {
+        return Err(format!("interrupted create left {left:?}"));
+    }
+    Ok(())
+}
+
 /// Bad verb input: one line, exit 1, nothing made.
 fn bad_verb_input(c: &Ctx) -> Check {
     one_line_error(&verb(&["start"]), 1, "container id", "start without id")?;
@@ -644,7 +681,7 @@ fn lifecycle_suite() {
         rootfs,
         tmp,
     };
-    let scenarios: [Scenario; 8] = [
+    let scenarios: [Scenario; 9] = [
         ("lifecycle_on_rootfs", lifecycle_on_rootfs),
         ("stopped_and_refused_delete", stopped_and_refused_delete),
         ("run_detach_and_list", run_detach_and_list),
@@ -655,6 +692,7 @@ fn lifecycle_suite() {
         ("volumes", volumes),
         ("runc_spec_bundle", runc_spec_bundle),
         ("failing_hook_cleans_up", failing_hook_cleans_up),
+        ("interrupted_create_cleans_up", interrupted_create_cleans_up),
         ("bad_verb_input", bad_verb_input),
     ];
     let mut failures = Vec::new();
