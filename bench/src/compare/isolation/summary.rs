@@ -1,7 +1,9 @@
 //! The summarise and render steps of the isolation probe: pure functions of the saved
 //! [`Isolation`] record (the rows' probe lines, format 1 of `vclab-workload probe`).
 
+use serde::Deserialize;
 use serde_json::Value;
+use vclab_contract::probe::{Outcome, ProbeLine, FORMAT};
 
 use super::{Isolation, RowProbe, VmSurface};
 
@@ -52,34 +54,40 @@ pub fn summarise_row(p: &RowProbe) -> RowSummary {
         failure: p.failure.clone(),
         ..RowSummary::default()
     };
-    let Some(line) = &p.line else {
+    let Some(value) = &p.line else {
         return s;
     };
-    let sys = &line["syscalls"];
-    s.reachable = sys["reachable"].as_u64();
-    s.blocked = sys["blocked_named"].as_u64();
-    s.seccomp = line["process"]["seccomp"].as_u64();
-    let host = &line["host"];
-    s.kernel = host["kernel"].as_str().map(str::to_owned);
-    s.uptime_s = host["uptime_s"].as_f64();
-    s.load1 = host["loadavg"][0].as_f64();
-    s.cpuinfo_hash = host["cpuinfo_model_hash"]
-        .as_str()
-        .filter(|h| !h.is_empty())
-        .map(str::to_owned);
-    s.foreign_cgroups = host["foreign_cgroups"].as_u64();
-    for c in line["escapes"].as_array().into_iter().flatten() {
-        let name = c["check"].as_str().unwrap_or("?");
-        match c["result"].as_str() {
-            Some("blocked") => {
+    let line = match ProbeLine::deserialize(value) {
+        Ok(line) => line,
+        Err(e) => {
+            s.failure = Some(format!(
+                "its probe line is not a probe line (format {FORMAT}): {e}"
+            ));
+            return s;
+        }
+    };
+    if let Some(sys) = &line.syscalls {
+        s.reachable = Some(sys.reachable.into());
+        s.blocked = Some(sys.blocked_named.into());
+    }
+    s.seccomp = line.process.seccomp;
+    let host = line.host;
+    s.kernel = Some(host.kernel);
+    s.uptime_s = host.uptime_s;
+    s.load1 = host.loadavg.map(|l| l[0]);
+    s.cpuinfo_hash = Some(host.cpuinfo_model_hash).filter(|h| !h.is_empty());
+    s.foreign_cgroups = Some(host.foreign_cgroups.into());
+    for c in line.escapes {
+        match c.result {
+            Outcome::Blocked => {
                 s.escapes_run += 1;
                 s.escapes_blocked += 1;
             }
-            Some("ALLOWED") => {
+            Outcome::Allowed => {
                 s.escapes_run += 1;
-                s.allowed.push(name.to_owned());
+                s.allowed.push(c.check);
             }
-            _ => {}
+            Outcome::Skipped => {}
         }
     }
     s
@@ -235,7 +243,12 @@ pub fn course_text(iso: &Isolation) -> String {
             reach.join(", "),
             iso.rows
                 .iter()
-                .find_map(|r| r.line.as_ref()?["syscalls"]["probed"].as_u64())
+                .find_map(|r| Some(
+                    ProbeLine::deserialize(r.line.as_ref()?)
+                        .ok()?
+                        .syscalls?
+                        .probed
+                ))
                 .unwrap_or(0)
         ));
     }

@@ -7,7 +7,10 @@
 //! - `escapes`: the escape checks (`escapes.rs`), run only with `--escapes`: where they are allowed
 //!   they still change nothing, but on a bare host they are opt-in.
 //!
-//! Line: `{"probe":1,"syscalls":{...}|null,"host":{...},"process":{...},"escapes":[...]}`.
+//! Line: `{"probe":1,"syscalls":{...}|null,"host":{...},"process":{...},"escapes":[...]}`, the
+//! type `vclab_contract::probe::ProbeLine` (the harness reads it as that; a test here checks that
+//! the line this writer makes parses as it and serialises back to the same text). The binary
+//! carries no serde: the line is written by hand (`json.rs`).
 
 mod escapes;
 mod host;
@@ -22,7 +25,7 @@ use std::io::{self, Write};
 use json::Obj;
 
 /// The JSON line's format version (`"probe":1`).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = vclab_contract::probe::FORMAT;
 
 /// What to probe.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -56,20 +59,30 @@ pub fn run(options: &Options) -> Result<(), ProbeError> {
     let visible = host::probe();
     let checks = escapes::probe(options.escapes, options.target_pid);
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = Obj::new()
-        .num("probe", FORMAT)
-        .raw(
-            "syscalls",
-            reach.as_ref().map_or_else(|| "null".into(), syscalls_json),
-        )
-        .raw("host", host_json(&visible))
-        .raw("process", process_json(&status))
-        .raw("escapes", escapes_json(&checks))
-        .finish();
+    let line = line(reach.as_ref(), &visible, &status, &checks);
     let mut out = io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(ProbeError::Print)
+}
+
+/// The line of one probe's findings.
+fn line(
+    reach: Option<&reach::Reach>,
+    visible: &host::Visibility,
+    status: &str,
+    checks: &[escapes::Check],
+) -> String {
+    Obj::new()
+        .num("probe", FORMAT)
+        .raw(
+            "syscalls",
+            reach.map_or_else(|| "null".into(), syscalls_json),
+        )
+        .raw("host", host_json(visible))
+        .raw("process", process_json(status))
+        .raw("escapes", escapes_json(checks))
+        .finish()
 }
 
 fn syscalls_json(r: &reach::Reach) -> String {
@@ -181,6 +194,74 @@ mod tests {
         assert!(j.contains("\"no_new_privs\":1"), "{j}");
         assert!(j.contains("\"cap_eff\":\"00000000a80425fb\""), "{j}");
         assert!(process_json("").contains("\"seccomp\":null"));
+    }
+
+    /// The line in the contract's type: it parses, and writes back as the same text (so no key
+    /// is misspelt, missing or extra on either side).
+    fn as_contract(text: &str) -> vclab_contract::probe::ProbeLine {
+        let parsed: vclab_contract::probe::ProbeLine = serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("the probe line is not a ProbeLine ({e}): {text}"));
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), text);
+        parsed
+    }
+
+    #[test]
+    fn the_line_is_the_contracts_probe_line() {
+        let reach = reach::Reach {
+            probed: 480,
+            reachable: 340,
+            reachable_named: 338,
+            blocked: vec![
+                (103, "syslog", reach::Block::Eperm),
+                (134, "uselib", reach::Block::Enosys),
+                (321, "bpf", reach::Block::Sigsys),
+            ],
+            failed: vec![(7, libc::EAGAIN)],
+        };
+        let visible = host::Visibility {
+            kernel: "6.1.0-test".into(),
+            uptime_s: Some(12.5),
+            loadavg: Some([0.5, 1.25, 2.75]), // not whole: "2" and "2.0" are one number
+            cpus: 2,
+            cpuinfo_model_hash: "00ff".into(),
+            own_cgroups: vec!["/".into(), "/vclab-x".into()],
+            foreign_cgroups: 3,
+            foreign_sample: vec!["memory:/other".into()],
+        };
+        let status =
+            "Seccomp:\t2\nSeccomp_filters:\t8\nNoNewPrivs:\t1\nCapEff:\t00000000a80425fb\n";
+        let checks = vec![
+            escapes::Check {
+                name: "mount",
+                verdict: escapes::Verdict::Blocked(libc::EPERM),
+                detail: "mount(tmpfs)".into(),
+            },
+            escapes::Check {
+                name: "keyctl",
+                verdict: escapes::Verdict::Allowed("succeeded".into()),
+                detail: "\"quoted\"\n".into(),
+            },
+            escapes::Check {
+                name: "ptrace",
+                verdict: escapes::Verdict::Skipped("no target"),
+                detail: String::new(),
+            },
+        ];
+        let full = as_contract(&line(Some(&reach), &visible, status, &checks));
+        let sys = full.syscalls.unwrap();
+        assert_eq!((sys.reachable, sys.blocked_named), (340, 3));
+        assert_eq!(sys.blocked[2].by, "SIGSYS");
+        assert_eq!(full.host.foreign_cgroups, 3);
+        assert_eq!(full.process.seccomp_filters, Some(8));
+        assert_eq!(full.escapes[1].how.as_deref(), Some("succeeded"));
+        let bare = host::Visibility {
+            uptime_s: None,
+            loadavg: None,
+            ..visible
+        };
+        let empty = as_contract(&line(None, &bare, "", &escapes::probe(false, None)));
+        assert!(empty.syscalls.is_none() && empty.host.loadavg.is_none());
+        assert_eq!(empty.process.seccomp, None);
     }
 
     #[test]
