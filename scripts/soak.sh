@@ -632,7 +632,7 @@ main() {
     fi
     build
     find_programs
-    WORK=$(mktemp -d /tmp/vclab-soak.XXXXXX)
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/vclab-soak.XXXXXX")
     trap 'rm -rf "$WORK"' EXIT
     STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     PHASES=()
