@@ -23,7 +23,7 @@ use crate::host::KvmKind;
 use crate::loader::{self, KernelFormat};
 use crate::seccomp::{self, Filters};
 use crate::vcpu::{self, Shared};
-use crate::{cache, cmdline, cpuid, kvm, layout, memory, mptable, regs, signals};
+use crate::{cache, cmdline, console_file, cpuid, kvm, layout, memory, mptable, regs, signals};
 
 /// The marker the lab's own Linux kernel carries in its version string.
 pub const LAB_KERNEL_MARKER: &str = "vclab";
@@ -70,10 +70,12 @@ pub enum Error {
         version: String,
     },
     /// The console file could not be created.
-    #[error("cannot create console file {path}: {err}")]
+    #[error("cannot open console file {path}: {err} ({hint})")]
     ConsoleFile {
         /// The path.
         path: String,
+        /// What to do.
+        hint: &'static str,
         /// The I/O error.
         err: std::io::Error,
     },
@@ -288,9 +290,10 @@ fn sink(output: &Output) -> Result<Sink, Error> {
         Output::Off => Sink::Off,
         Output::Memory(buf) => Sink::Memory(buf.clone()),
         Output::Opened(file) => Sink::File(file.clone()),
-        Output::File(path) => Sink::File(Arc::new(File::create(path).map_err(|err| {
+        Output::File(path) => Sink::File(Arc::new(console_file::create(path).map_err(|err| {
             Error::ConsoleFile {
                 path: path.display().to_string(),
+                hint: console_file::hint(&err),
                 err,
             }
         })?)),

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod cmdline;
 pub mod config;
+pub mod console_file;
 pub mod cpuid;
 pub mod devices;
 pub mod exit;

@@ -188,6 +188,11 @@ fn vm(f: &Fixtures) -> Vec<Row> {
             "console.txt",
         ),
         run(
+            "console FIFO that nobody reads (it used to hang the open)",
+            &["--kernel", &tiny, "--console", &p("fifo")],
+            "no process reads",
+        ),
+        run(
             "--timeout 0",
             &["--kernel", &tiny, "--timeout", "0"],
             "--timeout 0",

@@ -251,8 +251,8 @@ fn child(
         Some(ProcFiles::open().map_err(io_err("open", "/proc/self/status, smaps".into()))?);
     for out in [&mut cfg.console, &mut cfg.lines] {
         if let Output::File(path) = out {
-            let f = std::fs::File::create(&*path)
-                .map_err(io_err("create", path.display().to_string()))?;
+            let f = crate::console_file::create(path)
+                .map_err(io_err("open the console file", path.display().to_string()))?;
             *out = Output::Opened(Arc::new(f));
         }
     }
