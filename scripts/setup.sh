@@ -10,6 +10,8 @@ PACKAGES=(
     busybox-static cpio
     # peers to compare with: OCI runtimes, QEMU
     crun runc qemu-system-x86
+    # images: the OCI tools the image tests check the lab's layouts with
+    skopeo umoci
     # measuring and namespaces
     hyperfine uidmap iproute2 time jq
     # the report test renders the HTML report
