@@ -436,8 +436,11 @@ trial() {
     while kill -0 "$PID" 2>/dev/null && [ "$(pstate "$PID")" != Z ] && [ "$SECONDS" -lt "$deadline" ]; do
         sleep 0.02
     done
-    if [ "$(pstate "$PID")" != "" ] && [ "$(pstate "$PID")" != Z ]; then
-        why="still running $END_WAIT s after $sig (state $(pstate "$PID"), in $(cat "/proc/$PID/wchan" 2>/dev/null))"
+    # One reading of the state: bash reaps the zombie at any moment, and a second reading of a
+    # reaped pid (or of its wchan) would be an empty state or a failed command.
+    st=$(pstate "$PID")
+    if [ -n "$st" ] && [ "$st" != Z ]; then
+        why="still running $END_WAIT s after $sig (state $st, in $(cat "/proc/$PID/wchan" 2>/dev/null || echo '?'))"
         kill -KILL "$PID" 2>/dev/null || true
     fi
     { wait "$PID"; } 2>/dev/null || rc=$?
