@@ -302,18 +302,9 @@ pub fn marks_dir(root: &Path) -> PathBuf {
 fn mark(root: &Path, id: &str) -> Result<bool, Error> {
     let dir = marks_dir(root);
     let path = dir.join(id);
-    let create = || {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let me = std::process::id();
-        // A sweep that reads it before this write sees an empty marker, and waits for ORPHAN_AGE.
-        io::Write::write_all(
-            &mut f,
-            format!("{me} {}\n", start_time(me).unwrap_or(0)).as_bytes(),
-        )
-    };
+    let me = std::process::id();
+    let owner = format!("{me} {}\n", start_time(me).unwrap_or(0));
+    let create = || create_filled(&dir, &path, owner.as_bytes());
     match create() {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -658,6 +649,49 @@ fn older_than_orphan_age(path: &Path) -> bool {
         .is_some_and(|age| age > ORPHAN_AGE)
 }
 
+/// Creates `path` (in `dir`) holding `content`, failing with `AlreadyExists` when it exists. The
+/// file is written unnamed (`O_TMPFILE`) and then linked into place, so it never exists empty: a
+/// launcher killed before the link leaves nothing. Where the file system has no `O_TMPFILE`, it
+/// is created, then written (a sweep that meets it empty waits for `ORPHAN_AGE`).
+fn create_filled(dir: &Path, path: &Path, content: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let unnamed = std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    let mut f = match unnamed {
+        Ok(f) => f,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            return io::Write::write_all(&mut f, content);
+        }
+        Err(e) => return Err(e),
+    };
+    io::Write::write_all(&mut f, content)?;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let to = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: two NUL-terminated paths that outlive the call; linkat only reads them.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Whether the marker of `name` names a launcher that is gone (an empty or
 /// missing marker says nothing).
 fn marker_owner_dead(root: &Path, name: &std::ffi::OsStr) -> bool {
@@ -819,6 +853,28 @@ mod tests {
         // Nothing above or beside the root was touched.
         assert!(root.join("sub").is_dir() && tmp.path().is_dir());
         assert!(valid_id("abc-1_2.x") && valid_id(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn a_marker_is_never_seen_empty_and_is_made_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m");
+        create_filled(tmp.path(), &path, b"123 456\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"123 456\n");
+        let again = create_filled(tmp.path(), &path, b"other\n").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"123 456\n");
+        // Nothing else in the directory: the unnamed file went into place or away.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        let root = tmp.path().join("vclab");
+        std::fs::create_dir_all(&root).unwrap();
+        assert!(mark(&root, "c1").unwrap());
+        assert!(!mark(&root, "c1").unwrap());
+        let owner = std::fs::read_to_string(marks_dir(&root).join("c1")).unwrap();
+        assert!(
+            owner.starts_with(&format!("{} ", std::process::id())),
+            "{owner}"
+        );
     }
 
     #[test]
