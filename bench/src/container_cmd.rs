@@ -15,7 +15,9 @@ pub enum ContainerCommand {
     /// Run one container: a command on a rootfs (overlay, so the image is never
     /// changed), or an OCI runtime bundle. Exits with the container's status
     /// (128+N when killed by signal N); with --detach, creates and starts it
-    /// and exits. `vclab container run --help` lists the options.
+    /// and exits. `vclab container run --help` lists the options; `--image
+    /// NAME[:TAG]` runs an image of `vclab image build` (its entrypoint, cmd,
+    /// env, workdir and user; `-- CMD` replaces its CMD).
     #[command(disable_help_flag = true)]
     Run(RawArgs),
     /// Create a container: set up, its process waits for `start`.
@@ -54,7 +56,8 @@ pub struct RawArgs {
 
 /// Runs a `vclab container` subcommand and returns the process exit code.
 /// Errors are printed by the launcher's command line itself (one line,
-/// `vclab: ...`), so this never returns `Err`.
+/// `vclab: ...`); only `run --image` returns `Err` (an image that is not in
+/// the store or cannot be unpacked), before the launcher starts.
 pub fn run(cmd: ContainerCommand) -> anyhow::Result<i32> {
     let (verb, a) = match cmd {
         ContainerCommand::Run(a) => ("run", a),
@@ -65,8 +68,15 @@ pub fn run(cmd: ContainerCommand) -> anyhow::Result<i32> {
         ContainerCommand::Delete(a) => ("delete", a),
         ContainerCommand::List(a) => ("list", a),
     };
+    let mut rest = raw_args(verb, a.args);
+    // `run --image NAME[:TAG]`: the image's rootfs and config as launcher options.
+    if verb == "run" {
+        if let Some(translated) = crate::image_cmd::run_image::translate(&rest)? {
+            rest = translated;
+        }
+    }
     let mut args = vec![OsString::from(verb)];
-    args.extend(raw_args(verb, a.args));
+    args.extend(rest);
     Ok(vclab_container::cli::main("vclab container", args))
 }
 

@@ -4,6 +4,7 @@
 
 mod container_cmd;
 mod host_cmd;
+mod image_cmd;
 mod report_cmd;
 mod vm_cmd;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Container commands.
     #[command(subcommand)]
     Container(container_cmd::ContainerCommand),
+    /// Image commands: build (daemonless, from a Containerfile), ls, inspect, rm.
+    #[command(subcommand)]
+    Image(image_cmd::ImageCommand),
     /// Run the side-by-side comparison and write its report.
     Compare(compare::Args),
     /// How many idle VMs, containers and processes fit on this host, what one more costs,
@@ -52,6 +56,7 @@ fn run(cli: Cli, origin: std::time::Instant) -> anyhow::Result<i32> {
         Command::Host(args) => host_cmd::run(args),
         Command::Vm(cmd) => vm_cmd::run(cmd, origin),
         Command::Container(cmd) => container_cmd::run(cmd),
+        Command::Image(cmd) => image_cmd::run(cmd),
         Command::Compare(args) => compare::run(args),
         Command::Density(args) => density::run(args),
         Command::Report(args) => report_cmd::run(args),

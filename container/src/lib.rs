@@ -167,6 +167,10 @@ pub struct ContainerConfig {
     /// a profile (`--seccomp FILE`, a bundle's `linux.seccomp`).
     #[serde(default)]
     pub seccomp: seccomp::Policy,
+    /// Explicit overlay layers (an image build's `RUN`): lowers and a kept
+    /// upper directory instead of `rootfs` and the per-run layer.
+    #[serde(default)]
+    pub layers: Option<rootfs::Layers>,
 }
 
 impl ContainerConfig {
@@ -204,6 +208,7 @@ impl ContainerConfig {
             bundle: None,
             annotations: Default::default(),
             seccomp: seccomp::Policy::Default,
+            layers: None,
         }
     }
 }
@@ -408,6 +413,7 @@ fn launch(cfg: &ContainerConfig, host: &cgroups::Host, detached: bool) -> Result
         masked: &cfg.masked_paths,
         readonly: &cfg.readonly_paths,
         mounts: &cfg.mounts,
+        layers: cfg.layers.as_ref(),
     })?;
     let ns = namespaces::plan(&cfg.namespaces, rootless);
     let mut setup = child_setup(cfg, &id, mounts, ns.unshare_after_cgroup, rootless)?;

@@ -36,6 +36,9 @@ pub enum Error {
     /// A bind mount's source does not exist.
     #[error("bind mount source {0} does not exist: create it or fix the mount")]
     Source(PathBuf),
+    /// Explicit overlay layers without a lower directory.
+    #[error("the overlay layers name no lower directory: give at least one (an empty directory for an empty image)")]
+    NoLower,
 }
 
 /// A mount the user asked for: a bind mount (`-v HOST:CTR[:ro]`, a bundle
@@ -323,6 +326,24 @@ pub struct RootfsConfig<'a> {
     pub readonly: &'a [String],
     /// The user's mounts, in order.
     pub mounts: &'a [UserMount],
+    /// Explicit overlay layers (an image build's `RUN`): these lower
+    /// directories and a kept upper directory instead of `rootfs` and the
+    /// per-run tmpfs layer.
+    pub layers: Option<&'a Layers>,
+}
+
+/// The overlay of an image build's `RUN` step: the parent layers'
+/// directories as read-only lowers and an upper directory that outlives the
+/// container (it becomes the step's layer). The overlay itself is mounted
+/// in the container's own mount namespace, so it goes away with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layers {
+    /// The lower directories, topmost first (at least one).
+    pub lower: Vec<PathBuf>,
+    /// The upper directory (kept after the run).
+    pub upper: PathBuf,
+    /// overlayfs's work directory, on the same file system as `upper`.
+    pub work: PathBuf,
 }
 
 fn mount(source: &str, target: PathBuf, fstype: &str, flags: MsFlags, data: &str) -> MountStep {
@@ -338,17 +359,25 @@ fn mount(source: &str, target: PathBuf, fstype: &str, flags: MsFlags, data: &str
 /// Builds the mount plan for one container.
 pub fn mount_plan(cfg: &RootfsConfig<'_>) -> Result<Vec<MountStep>, Error> {
     let root = cfg.state_dir.join("root");
-    let upper = cfg.state_dir.join("upper");
-    let work = cfg.state_dir.join("work");
-    for p in [cfg.rootfs, &upper, &work] {
+    let (lower, upper, work) = match cfg.layers {
+        Some(l) if l.lower.is_empty() => return Err(Error::NoLower),
+        Some(l) => (l.lower.clone(), l.upper.clone(), l.work.clone()),
+        None => (
+            vec![cfg.rootfs.to_path_buf()],
+            cfg.state_dir.join("upper"),
+            cfg.state_dir.join("work"),
+        ),
+    };
+    for p in lower.iter().chain([&upper, &work]) {
         let s = p.to_string_lossy();
         if s.contains(',') || s.contains(':') {
             return Err(Error::OverlayPath(p.to_path_buf()));
         }
     }
+    let lowerdir: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
     let mut overlay = format!(
         "lowerdir={},upperdir={},workdir={}",
-        cfg.rootfs.display(),
+        lowerdir.join(":"),
         upper.display(),
         work.display()
     );
@@ -733,7 +762,40 @@ mod tests {
             masked,
             readonly: ro,
             mounts: &[],
+            layers: None,
         }
+    }
+
+    #[test]
+    fn explicit_layers_replace_the_run_layer() {
+        let layers = Layers {
+            lower: vec!["/l/2".into(), "/l/1".into()],
+            upper: "/b/upper".into(),
+            work: "/b/work".into(),
+        };
+        let mut c = cfg(&[], &[], false);
+        c.layers = Some(&layers);
+        let steps = mount_plan(&c).unwrap();
+        let overlay = steps.iter().find_map(|s| match s {
+            MountStep::Mount { fstype, data, .. } if fstype == "overlay" => Some(data.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            overlay.as_deref(),
+            Some("lowerdir=/l/2:/l/1,upperdir=/b/upper,workdir=/b/work")
+        );
+        let empty = Layers {
+            lower: vec![],
+            ..layers.clone()
+        };
+        c.layers = Some(&empty);
+        assert!(matches!(mount_plan(&c), Err(Error::NoLower)));
+        let colon = Layers {
+            upper: "/b:x/upper".into(),
+            ..layers.clone()
+        };
+        c.layers = Some(&colon);
+        assert!(matches!(mount_plan(&c), Err(Error::OverlayPath(_))));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! `regressions/<name>/` replay through the same code in `cargo +nightly test`.
 
 pub mod argv;
+pub mod containerfile;
 pub mod exits;
 pub mod model;
+pub mod oci_layout;
 pub mod seeds;
 pub mod targets;

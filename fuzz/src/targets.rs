@@ -86,13 +86,15 @@ pub fn vmm_cli(data: &[u8]) {
 pub type Body = fn(&[u8]);
 
 /// Every target by name, for the regression replay.
-pub const ALL: [(&str, Body); 6] = [
+pub const ALL: [(&str, Body); 8] = [
     ("oci_bundle", oci_bundle),
     ("launcher_cli", launcher_cli),
     ("size", size),
     ("guest_cmdline", guest_cmdline),
     ("vmm_exit", vmm_exit),
     ("vmm_cli", vmm_cli),
+    ("containerfile", crate::containerfile::containerfile),
+    ("oci_layout", crate::oci_layout::oci_layout),
 ];
 
 #[cfg(test)]

@@ -313,6 +313,11 @@ pub fn hold_vclab_detached(
         h.register_oci("vclab-container", bin, id)
             .map_err(|e| fail(Failure::SetupFailed, e.to_string()))?;
     }
+    // In the harness's state entry when there is one: its guard removes it also after a SIGKILL
+    // of the harness mid-launch (a file in /tmp would stay).
+    let stderr_dir = harness
+        .as_ref()
+        .map_or_else(std::env::temp_dir, |h| h.dir().to_path_buf());
     let owner = Owner::Vclab {
         bin: bin.to_path_buf(),
         id: id.to_string(),
@@ -327,7 +332,7 @@ pub fn hold_vclab_detached(
         id.into(),
     ];
     argv.extend(args.iter().cloned());
-    let stderr_file = std::env::temp_dir().join(format!("vclab-{id}.stderr"));
+    let stderr_file = stderr_dir.join(format!("vclab-{id}.stderr"));
     let started = start_detached(&argv, false, &stderr_file, ready, opts.timeout);
     let _ = std::fs::remove_file(&stderr_file);
     let started = match started {

@@ -748,10 +748,18 @@ fn harness(f: &Fixtures) -> Vec<Row> {
         ),
         vclab("report: no directory", &["report"], 2, "<DIR>"),
         vclab(
-            "image: not a subcommand yet (usage error)",
-            &["image", "build", "."],
-            2,
-            "'image'",
+            "image build: Containerfile missing",
+            &[
+                "image",
+                "build",
+                "-t",
+                "x",
+                "-f",
+                &f.p("missing.Containerfile"),
+                &f.p("adir"),
+            ],
+            1,
+            "missing.Containerfile",
         ),
         vclab("unknown subcommand", &["frobnicate"], 2, "frobnicate"),
     ]
