@@ -727,8 +727,7 @@ fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
     if owner_alive(first) {
         return false;
     }
-    remove_entry(&dir, &owner);
-    true
+    remove_entry_when_free(&dir, &owner)
 }
 
 /// Removes one state entry whose owner is gone: mounts below `dir`
@@ -736,15 +735,39 @@ fn sweep_one(root: &Path, name: &std::ffi::OsStr) -> bool {
 /// file's text; tasks killed first), then the directory.
 pub fn remove_entry(dir: &Path, owner: &str) {
     unmount_below(dir);
-    for cg in owner.lines().skip(1).filter(|l| !l.is_empty()) {
-        let cg = Path::new(cg);
-        kill_tasks(cg);
-        let _ = crate::cgroups::remove_dir(cg);
+    remove_cgroups(owner);
+    remove_tree(dir);
+    if let (Some(root), Some(id)) = (dir.parent(), dir.file_name()) {
+        unmark(root, id);
+    }
+}
+
+/// [`remove_entry`] for the sweep of a dead launcher's entry, which keeps the entry (and its
+/// marker) while one of its cgroups cannot be removed yet — a task killed there but not yet
+/// reaped keeps a v1 cgroup busy past the retries — so that the next sweep tries again instead
+/// of losing the only record of it. True when the entry is gone.
+fn remove_entry_when_free(dir: &Path, owner: &str) -> bool {
+    unmount_below(dir);
+    if !remove_cgroups(owner) {
+        return false;
     }
     remove_tree(dir);
     if let (Some(root), Some(id)) = (dir.parent(), dir.file_name()) {
         unmark(root, id);
     }
+    true
+}
+
+/// Kills the tasks of, then removes, each cgroup listed after the owner line; true when none is
+/// left.
+fn remove_cgroups(owner: &str) -> bool {
+    let mut all = true;
+    for cg in owner.lines().skip(1).filter(|l| !l.is_empty()) {
+        let cg = Path::new(cg);
+        kill_tasks(cg);
+        all &= crate::cgroups::remove_dir(cg).is_ok();
+    }
+    all
 }
 
 fn unmount_below(dir: &Path) {
@@ -875,6 +898,23 @@ mod tests {
             owner.starts_with(&format!("{} ", std::process::id())),
             "{owner}"
         );
+    }
+
+    #[test]
+    fn a_dead_launchers_entry_stays_until_its_cgroups_can_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("entry");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Stands for a cgroup that refuses rmdir: a directory that is not empty.
+        let cg = tmp.path().join("cg");
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(cg.join("task"), b"").unwrap();
+        let owner = format!("999999999 1\n{}\n", cg.display());
+        assert!(!remove_entry_when_free(&dir, &owner));
+        assert!(dir.exists() && cg.exists());
+        std::fs::remove_file(cg.join("task")).unwrap();
+        assert!(remove_entry_when_free(&dir, &owner));
+        assert!(!dir.exists() && !cg.exists());
     }
 
     #[test]

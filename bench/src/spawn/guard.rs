@@ -258,9 +258,30 @@ pub fn clean(dir: &Path) {
         if let Some((runtime, bin)) = text.trim_end().split_once(' ') {
             delete_oci(runtime, Path::new(bin), &id);
         }
+        remove_oci_cgroups(Path::new(CGROUP_ROOT), &id);
     }
     let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
     vclab_container::state::remove_entry(dir, &owner);
+}
+
+/// Where the cgroup hierarchies are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Removes the cgroups named `/ID` (the `cgroupsPath` the harness gives its OCI containers)
+/// that the runtime's own `delete` left: on cgroup v1 runc gives up on a controller whose
+/// cgroup is still busy with a task killed but not yet reaped. Looks in every hierarchy under
+/// `root` (v1 controllers, the hybrid host's `unified`) and at `root/ID` (cgroup v2).
+pub fn remove_oci_cgroups(root: &Path, id: &str) {
+    if !id.starts_with("vclab") || id.contains('/') {
+        return;
+    }
+    let mut dirs = vec![root.join(id)];
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        dirs.push(e.path().join(id));
+    }
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        let _ = vclab_container::cgroups::remove_dir(d);
+    }
 }
 
 /// `BIN delete -f ID` (crun in a private mount namespace without the cgroup2
@@ -315,4 +336,36 @@ pub fn guard_main(dir: &Path) -> i32 {
         vclab_container::state::sweep(root);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_oci_cgroups_go_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for d in [
+            "memory/vclab-compare-1-runc-2",
+            "cpuset/vclab-compare-1-runc-2",
+            "unified/vclab-compare-1-runc-2",
+            "vclab-compare-1-runc-2",
+            "memory/vclab-compare-1-runc-3",
+            "memory/other",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        remove_oci_cgroups(root, "vclab-compare-1-runc-2");
+        for gone in ["memory", "cpuset", "unified"] {
+            assert!(!root.join(gone).join("vclab-compare-1-runc-2").exists());
+        }
+        assert!(!root.join("vclab-compare-1-runc-2").exists());
+        assert!(root.join("memory/vclab-compare-1-runc-3").exists());
+        assert!(root.join("memory/other").exists());
+        // Not a lab name, or not a plain name: left alone.
+        remove_oci_cgroups(root, "other");
+        remove_oci_cgroups(root, "../memory");
+        assert!(root.join("memory/other").exists());
+    }
 }
