@@ -641,6 +641,29 @@ pub fn sweep_all(root: &Path) -> Vec<String> {
     swept
 }
 
+/// [`sweep`], then again every 100 ms for up to `within` while an entry of a dead launcher is
+/// left (kept because its cgroup is busy until the killed tasks are reaped, which this host's
+/// PID 1 does late). For a guard, which sweeps once and exits.
+pub fn sweep_settled(root: &Path, within: std::time::Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + within;
+    let mut swept = sweep(root);
+    while dead_entries(root) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        swept.extend(sweep(root));
+    }
+    swept
+}
+
+/// How many marked entries name a launcher that is gone.
+fn dead_entries(root: &Path) -> usize {
+    std::fs::read_dir(marks_dir(root))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| root.join(e.file_name()).is_dir() && marker_owner_dead(root, &e.file_name()))
+        .count()
+}
+
 fn older_than_orphan_age(path: &Path) -> bool {
     std::fs::metadata(path)
         .and_then(|m| m.modified())

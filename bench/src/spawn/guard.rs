@@ -333,10 +333,13 @@ pub fn guard_main(dir: &Path) -> i32 {
         clean(dir);
     }
     if let Some(root) = dir.parent() {
-        vclab_container::state::sweep(root);
+        vclab_container::state::sweep_settled(root, SETTLE);
     }
     0
 }
+
+/// How long the guard keeps sweeping entries whose cgroups are still busy.
+const SETTLE: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
