@@ -10,7 +10,7 @@
 //! - [`vm`]: the VMM report's exit reasons and kernel formats.
 //! - [`container`]: the container launcher's report (`RunReport` with the `alloc` feature).
 //! - [`failure`]: why a run failed, which drives exit codes and the harness's report.
-//! - [`probe`]: the isolation probe's line (with the `alloc` feature).
+//! - [`probe`]: the isolation probe's line (its types with the `alloc` feature).
 //!
 //! `#![no_std]` and, by default, no allocation: the freestanding unikernel uses it as it is. The
 //! `alloc` feature adds the report structs that hold strings; `serde` adds serde derives whose
@@ -70,7 +70,6 @@ pub mod failure;
 pub mod labctl;
 pub mod lines;
 pub mod params;
-#[cfg(feature = "alloc")]
 pub mod probe;
 pub mod vm;
 

@@ -1,18 +1,16 @@
-//! The isolation probe's line (`vclab-workload probe` writes it, `vclab compare`'s isolation
-//! summary reads it): `{"probe":1,"syscalls":{...}|null,"host":{...},"process":{...},
-//! "escapes":[...]}`. With the `alloc` and `serde` features.
+//! The probe line's types.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// The line's format version, the value of `probe`.
-pub const FORMAT: u32 = 1;
+#[cfg(all(test, feature = "serde"))]
+use super::FORMAT;
 
 /// One probe line.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProbeLine {
-    /// [`FORMAT`].
+    /// [`super::FORMAT`].
     pub probe: u32,
     /// The syscall reach; `None` with `--no-syscalls`.
     pub syscalls: Option<Syscalls>,
