@@ -165,15 +165,8 @@ fn extract(path: &Path, dest: &Path, owner: (u32, u32)) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::open(path).map_err(x)?;
-    let mut magic = [0u8; 2];
-    let gz = f.read(&mut magic).map_err(x)? == 2 && magic == [0x1f, 0x8b];
     let f = std::fs::File::open(path).map_err(x)?;
-    let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
+    let reader = crate::layer::tar_stream(f).map_err(x)?;
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     // `unpack` refuses entries that would land outside `dest`.

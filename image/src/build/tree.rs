@@ -5,7 +5,6 @@
 //! directories stacked as an overlay show the image's file system.
 
 use std::ffi::CString;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -41,15 +40,8 @@ pub fn unpack(blob: &Path, tree: &Path) -> Result<(), Error> {
         tree: tree.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::open(blob).map_err(io)?;
-    let mut magic = [0u8; 2];
-    let gz = f.read(&mut magic).map_err(io)? == 2 && magic == [0x1f, 0x8b];
     let f = std::fs::File::open(blob).map_err(io)?;
-    let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
+    let reader = crate::layer::tar_stream(f).map_err(io)?;
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);

@@ -5,7 +5,7 @@ pub mod hash;
 pub mod unpack;
 pub mod write;
 
-pub use unpack::{unpack, unpack_file, UnpackError, UnpackOptions, UnpackStats};
+pub use unpack::{tar_stream, unpack, unpack_file, UnpackError, UnpackOptions, UnpackStats};
 pub use write::{write, WriteError};
 
 /// The prefix of an OCI whiteout file (`.wh.<name>` deletes `<name>`).

@@ -144,6 +144,18 @@ pub fn unpack_file(
     unpack(file, rootfs, opts)
 }
 
+/// The tar stream of `reader`: gunzipped when it starts with gzip's magic
+/// bytes, as it is otherwise (a plain tar).
+pub fn tar_stream<'a, R: Read + 'a>(reader: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::new(reader);
+    let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
 /// Unpacks a layer read from `reader` (gzip'd or plain tar, told by its
 /// first bytes) into the existing directory `rootfs`.
 pub fn unpack<R: Read>(
@@ -151,15 +163,7 @@ pub fn unpack<R: Read>(
     rootfs: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    let mut buffered = BufReader::new(reader);
-    let head = buffered
-        .fill_buf()
-        .map_err(|source| UnpackError::Read { source })?;
-    let stream: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(MultiGzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    };
+    let stream = tar_stream(reader).map_err(|source| UnpackError::Read { source })?;
     let mut archive = tar::Archive::new(HashingReader {
         inner: stream,
         hasher: Sha256::new(),

@@ -30,31 +30,11 @@ pub fn parse_epoch(value: Option<&str>) -> Result<u64, EpochError> {
     }
 }
 
-/// `secs` since 1970 as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+/// `secs` since 1970 as RFC 3339 UTC (`1970-01-01T00:00:00Z`), without fractional seconds (the
+/// image config's `created`); the civil date is the launcher's ([`vclab_container::state::civil_utc`]).
 pub fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days` for days since 1970-01-01 (≥ 0).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    let (y, m, d, hh, mm, ss) = vclab_container::state::civil_utc(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 
 #[cfg(test)]
