@@ -340,6 +340,31 @@ build_initramfs() {
     commit_entry "$tmp" "$dir"
 }
 
+# Key: the rootfs entry's key and mke2fs's version.
+rootdisk_key() {
+    { printf '%s\n' "${1##*/}"; dpkg-query -W -f='e2fsprogs ${Version}\n' e2fsprogs; } |
+        key_of "build_rootdisk"
+}
+
+# The rootfs as a raw ext4 image (a virtio-blk root disk: `--disk rootfs.ext4 ... root=/dev/vda`).
+# A fixed UUID, hash seed and clock (E2FSPROGS_FAKE_TIME): the same tree gives the same bytes.
+build_rootdisk() {
+    local rootfs key dir tmp
+    rootfs=$(rootfs_path) || die "vclab-workload is not built (build it first: $0 rootfs)"
+    [ -d "$rootfs" ] || die "$rootfs is missing (build it first: $0 rootfs)"
+    command -v mkfs.ext4 >/dev/null || PATH=$PATH:/usr/sbin:/sbin
+    key=$(rootdisk_key "$rootfs")
+    dir="$CACHE/rootdisk/$key"
+    cached rootdisk "$dir" && return 0
+    tmp=$(new_temp "$CACHE/rootdisk")
+    E2FSPROGS_FAKE_TIME=1 mkfs.ext4 -q -F -t ext4 -b 4096 -L vclab-root -O ^has_journal \
+        -U 7c1ab000-0000-4000-8000-000000000001 \
+        -E hash_seed=7c1ab000-0000-4000-8000-000000000002,root_owner=0:0 \
+        -d "$rootfs" "$tmp/rootfs.ext4" 32M ||
+        die "mkfs.ext4 could not make the root disk (install e2fsprogs)"
+    commit_entry "$tmp" "$dir"
+}
+
 # --- unikernel (built by guest-images/unikernel/build.sh, owned by its engineer) ----------------
 
 # Key: the unikernel's and the workload crate's sources and the Rust toolchain. Computed once per
@@ -398,7 +423,7 @@ manifest_entry() {
 }
 
 write_manifest() {
-    local kernel distro workload rootfs initramfs unikernel entries=() tmp
+    local kernel distro workload rootfs initramfs rootdisk unikernel entries=() tmp
     # Each path is resolved from the current inputs; an artifact whose inputs cannot be resolved
     # or whose entry is not built is left out (the run that builds it rewrites the manifest).
     kernel="$CACHE/kernel/$(kernel_key)"
@@ -418,6 +443,10 @@ write_manifest() {
     [ -n "$rootfs" ] && [ -d "$rootfs" ] && entries+=("$(manifest_entry rootfs "$rootfs")")
     [ -f "$initramfs/initramfs.cpio.gz" ] &&
         entries+=("$(manifest_entry initramfs "$initramfs/initramfs.cpio.gz")")
+    if [ -n "$rootfs" ]; then
+        rootdisk="$CACHE/rootdisk/$(rootdisk_key "$rootfs")/rootfs.ext4"
+        [ -f "$rootdisk" ] && entries+=("$(manifest_entry rootdisk "$rootdisk")")
+    fi
     if [ -x "$UNIKERNEL_DIR/build.sh" ]; then
         unikernel="$CACHE/unikernel/$(unikernel_key)/unikernel.elf"
         [ -f "$unikernel" ] && entries+=("$(manifest_entry unikernel "$unikernel")")
@@ -443,7 +472,7 @@ write_manifest() {
 prune_cache() {
     local manifest="$CACHE/manifest.json" entry kind
     [ -f "$manifest" ] || die "$manifest is missing; run $0 all first"
-    for kind in kernel distro-kernel workload rootfs initramfs unikernel; do
+    for kind in kernel distro-kernel workload rootfs initramfs rootdisk unikernel; do
         [ -d "$CACHE/$kind" ] || continue
         for entry in "$CACHE/$kind"/* "$CACHE/$kind"/.tmp.*; do
             [ -e "$entry" ] || continue
@@ -459,7 +488,7 @@ prune_cache() {
 
 usage() {
     cat <<EOF
-Usage: scripts/guest-images.sh [all|kernel|distro|rootfs|initramfs|unikernel|workload|manifest|prune|help]
+Usage: scripts/guest-images.sh [all|kernel|distro|rootfs|initramfs|rootdisk|unikernel|workload|manifest|prune|help]
        scripts/guest-images.sh path NAME
 
 Builds vclab's guest artifacts into $CACHE
@@ -470,6 +499,7 @@ Builds vclab's guest artifacts into $CACHE
   workload   the static vclab-workload binary
   rootfs     busybox + vclab-workload + /init as a directory tree (builds workload first)
   initramfs  gzip'd newc cpio of the rootfs (builds rootfs first)
+  rootdisk   the rootfs as a raw ext4 image, a virtio-blk root disk (builds rootfs first)
   unikernel  guest-images/unikernel/build.sh, if it exists
   manifest   only rewrite manifest.json from what is in the cache
   prune      remove cache entries the manifest does not name (other clones' entries too)
@@ -515,6 +545,7 @@ main() {
             build_workload
             build_rootfs
             build_initramfs
+            build_rootdisk
             build_unikernel
             ;;
         kernel) build_kernel ;;
@@ -522,6 +553,7 @@ main() {
         workload) build_workload ;;
         rootfs) build_workload; build_rootfs ;;
         initramfs) build_workload; build_rootfs; build_initramfs ;;
+        rootdisk) build_workload; build_rootfs; build_rootdisk ;;
         unikernel) build_unikernel ;;
         manifest) ;;
         *) usage >&2; die "unknown artifact '$what'" ;;

@@ -56,9 +56,18 @@ fn env() -> Env {
 }
 
 fn workloads(c: &mut Criterion) {
-    let env = env();
+    let mut env = env();
     let mut seq = 0u64;
-    for spec in default_workloads() {
+    // The io kernel's image, removed when the benches end (a killed bench leaves it in /var/tmp).
+    let specs = default_workloads();
+    let image = specs.iter().find(|s| s.kernel == "io").and_then(|s| {
+        let dir = std::path::Path::new(vclab_bench::compare::io_image::DEFAULT_DIR);
+        vclab_bench::compare::io_image::IoImage::create(dir, s.size, s.seed, None)
+            .map_err(|e| eprintln!("io: skipped: {e}"))
+            .ok()
+    });
+    env.io_disk = image.as_ref().map(|i| i.path().to_path_buf());
+    for spec in specs {
         let mut g = c.benchmark_group(spec.kernel.as_str());
         g.sampling_mode(SamplingMode::Flat)
             .sample_size(10)
@@ -66,7 +75,8 @@ fn workloads(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(2));
         for id in ROWS {
             let rt = runtime::of(*id);
-            if let Some(why) = rt.unavailable(&env) {
+            let io_skip = (spec.kernel == "io").then(|| rt.io_skip(&env)).flatten();
+            if let Some(why) = rt.unavailable(&env).or(io_skip) {
                 eprintln!("{}/{id}: skipped: {why}", spec.kernel);
                 continue;
             }

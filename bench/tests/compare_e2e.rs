@@ -3,7 +3,9 @@
 //! A row the registry says can run here must produce figures: a `failed`
 //! case fails this test (a broken container or VM row does not pass CI).
 //! Only rows the registry says cannot run here may be skipped, with their
-//! reason. Every measured checksum must equal bare's.
+//! reason. Every measured checksum must equal bare's, the io kernel's too
+//! (bare, the containers through a bind mount, the unikernel on vclab-vmm's
+//! and QEMU's virtio-blk), and its disk image is gone afterwards.
 
 use std::process::Command;
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 use vclab_bench::runtime::RuntimeId;
 use vclab_vmm::cache::{self, Manifest};
 
-const KERNELS: &[&str] = &["cpu", "mem-bw", "mem-lat"];
+const KERNELS: &[&str] = &["cpu", "mem-bw", "mem-lat", "io"];
 
 /// The artifact names the cache manifest lists (same lookup as vclab's).
 fn cached_artifacts() -> Vec<String> {
@@ -29,9 +31,13 @@ fn installed(program: &str) -> bool {
 #[test]
 fn quick_compare_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
+    // The io image goes here (disk-backed, like the default /var/tmp), to check it is removed.
+    let io_dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vclab"))
         .args(["compare", "--quick", "--out"])
         .arg(dir.path())
+        .arg("--io-dir")
+        .arg(io_dir.path())
         .output()
         .expect("run vclab compare");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -71,6 +77,11 @@ fn quick_compare_end_to_end() {
                         let want = bare_sum.get_or_insert_with(|| sum.clone());
                         assert_eq!(&sum, want, "{row} {kernel} checksum differs from bare");
                         assert!(s["peak_rss_kib"].as_u64().unwrap() > 0, "{row} {kernel}");
+                        if *kernel == "io" {
+                            let io = &s["io"];
+                            assert!(io["rand_reads"].as_u64().unwrap() > 0, "{row} io: {io}");
+                            assert!(io["seq_ns"].as_u64().unwrap() > 0, "{row} io: {io}");
+                        }
                         if row == "container" {
                             // The launcher's report says how it placed the container in
                             // its cgroup; the move happens before the exec, so within the start.
@@ -147,6 +158,23 @@ fn quick_compare_end_to_end() {
             );
         }
     }
+    // The io image is gone, and the io rows that can run here ran.
+    let left: Vec<_> = std::fs::read_dir(io_dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the io image was left behind: {left:?}");
+    for (row, tried) in expect_tried {
+        let case = cases
+            .iter()
+            .find(|c| c["runtime"] == row && c["kernel"] == "io")
+            .unwrap();
+        if tried {
+            assert_eq!(case["status"], "measured", "{row} io: {}", case["reason"]);
+        }
+    }
+    let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(
+        md.contains("## The io kernel"),
+        "results.md has no io table"
+    );
     for f in [
         "results.csv",
         "results.md",

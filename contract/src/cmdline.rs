@@ -73,7 +73,7 @@ impl fmt::Display for Fault {
 /// One word of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Word<'a> {
-    /// `vclab.kernel=cpu|mem-bw|mem-lat|idle`
+    /// `vclab.kernel=cpu|mem-bw|mem-lat|io|idle`
     Mode(Mode),
     /// `vclab.size=BYTES`
     Size(u64),
@@ -143,7 +143,7 @@ pub fn parse_word(word: &str) -> Result<Word<'_>, CmdlineError<'_>> {
             "idle" => Ok(Word::Mode(Mode::Idle)),
             _ => Kernel::from_name(value)
                 .map(|k| Word::Mode(Mode::Run(k)))
-                .ok_or(err("cpu, mem-bw, mem-lat or idle")),
+                .ok_or(err("cpu, mem-bw, mem-lat, io or idle")),
         },
         "size" => number("a size in bytes (decimal)").map(Word::Size),
         "iterations" => number("an iteration count (decimal)").map(Word::Iterations),
@@ -340,6 +340,11 @@ mod tests {
             let e = GuestCmdline::parse(bad).unwrap_err();
             assert_eq!(e.word, bad);
         }
+        // The kernel error lists every kernel, io included, and io parses.
+        let e = GuestCmdline::parse("vclab.kernel=gpu").unwrap_err();
+        assert_eq!(e.expected, "cpu, mem-bw, mem-lat, io or idle");
+        let io = GuestCmdline::parse("vclab.kernel=io").unwrap();
+        assert_eq!(io.mode, Some(Mode::Run(Kernel::Io)));
     }
 
     #[test]

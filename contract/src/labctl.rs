@@ -14,6 +14,20 @@ pub const EXIT_PORT: u16 = 0x3f1;
 /// record, a u32 little-endian length (at most [`MAX_LINE_RECORD`]) followed by that many bytes.
 /// The VMM reads it bounds-checked and prints it as one line on its stdout.
 pub const LINE_PORT: u16 = 0x3f4;
+/// The lab control device's params register (4-byte write), read by a guest once, after its
+/// ready signal: the guest writes the guest-physical address of a params record, a u32
+/// little-endian length followed by room for [`MAX_PARAMS_TEXT`] bytes
+/// ([`PARAMS_RECORD_BYTES`] in all). The VMM writes the record back before the guest goes on:
+/// length 0 on a cold boot (the guest keeps its own command line), or, after a restore from a
+/// snapshot taken at the ready signal, the length and bytes of `--cmdline-after-restore`:
+/// `vclab.*` words that override the ones of the command line the guest read before the
+/// snapshot (the last occurrence of a key wins, as on one command line). A record that does
+/// not lie in guest memory is left alone (the guest then sees the length it put there, 0).
+pub const PARAMS_PORT: u16 = 0x3f2;
+/// The longest after-restore text the params record holds, bytes.
+pub const MAX_PARAMS_TEXT: u32 = 2048;
+/// The params record's size: the u32 length and [`MAX_PARAMS_TEXT`] bytes.
+pub const PARAMS_RECORD_BYTES: u32 = 4 + MAX_PARAMS_TEXT;
 /// The value written to [`READY_PORT`] to say "guest ready".
 pub const READY_VALUE: u8 = 123;
 /// What a read of [`READY_PORT`] returns when the lab control device is present (`'V'`).
@@ -23,7 +37,7 @@ pub const MAX_LINE_RECORD: u32 = 4096;
 
 /// The ports the lab control device owns.
 pub const fn is_labctl_port(port: u16) -> bool {
-    matches!(port, READY_PORT | EXIT_PORT | LINE_PORT)
+    matches!(port, READY_PORT | EXIT_PORT | PARAMS_PORT | LINE_PORT)
 }
 
 /// The first 8250 UART (COM1) I/O base: data register, the 7 others follow.

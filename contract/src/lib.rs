@@ -67,6 +67,7 @@ macro_rules! names {
 pub mod cmdline;
 pub mod container;
 pub mod failure;
+pub mod io;
 pub mod labctl;
 pub mod lines;
 pub mod params;
@@ -80,6 +81,7 @@ pub use container::{CgroupMode, Placement};
 pub use failure::Failure;
 #[cfg(feature = "alloc")]
 pub use failure::FailureReport;
+pub use io::{IoStats, MmioDevice};
 pub use lines::{INIT_HANDOFF_MARKER, READY_LINE};
 pub use params::{Kernel, Params, ParamsError};
 pub use vm::{ExitReason, KernelFormat};

@@ -1,6 +1,11 @@
 //! What to run: the kernel, the working-set size, the iteration count and the seed. The harness
 //! writes them on the guest command line ([`crate::cmdline`]) and every runtime's workload runs
-//! them (`vclab_workload::run`), so their names, defaults and bounds are part of the contract.
+//! them (`vclab_workload::run`, `vclab_workload::run_io`), so their names, defaults and bounds
+//! are part of the contract.
+//!
+//! For the `io` kernel (see [`crate::io`]) `size` is the bytes of the disk region used (from
+//! offset 0, a multiple of [`crate::io::BLOCK_SIZE`], at least two blocks), `iterations` the
+//! number of random 4 KiB reads and `seed` the seed of their positions and of the written data.
 
 use core::fmt;
 
@@ -16,7 +21,7 @@ pub const MAX_ITERATIONS: u64 = 1 << 32;
 /// Extra scratch bytes asked for so the kernels can start on a 64-byte (cache line) boundary.
 pub const SCRATCH_SLACK: usize = 64;
 
-/// One of the three deterministic kernels.
+/// One of the deterministic kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -30,11 +35,23 @@ pub enum Kernel {
     MemBw,
     /// Dependent pointer chase through one random cycle (memory-latency bound).
     MemLat,
+    /// Sequential and random 4 KiB reads and scratch writes on a disk (I/O bound; needs a disk,
+    /// so it is not in [`Kernel::ALL`]).
+    Io,
 }
 
 impl Kernel {
-    /// Every kernel, in the order the CLI lists them.
+    /// The kernels that need nothing but memory, in the order the CLI lists them: the set
+    /// `vclab compare` runs by default. [`Kernel::Io`] needs a disk and is left out.
     pub const ALL: [Kernel; 3] = [Kernel::Cpu, Kernel::MemBw, Kernel::MemLat];
+
+    /// Every kernel: [`Kernel::ALL`] and then [`Kernel::Io`].
+    pub const EVERY: [Kernel; 4] = [Kernel::Cpu, Kernel::MemBw, Kernel::MemLat, Kernel::Io];
+
+    /// Whether the kernel reads a disk (a file on the host, a virtio-blk device in a VM).
+    pub const fn needs_disk(self) -> bool {
+        matches!(self, Kernel::Io)
+    }
 
     /// The kernel's name as used on the command line and in the JSON line.
     pub const fn name(self) -> &'static str {
@@ -42,12 +59,13 @@ impl Kernel {
             Kernel::Cpu => "cpu",
             Kernel::MemBw => "mem-bw",
             Kernel::MemLat => "mem-lat",
+            Kernel::Io => "io",
         }
     }
 
-    /// Looks a kernel up by its name (`cpu`, `mem-bw`, `mem-lat`).
+    /// Looks a kernel up by its name (`cpu`, `mem-bw`, `mem-lat`, `io`).
     pub fn from_name(name: &str) -> Option<Kernel> {
-        Kernel::ALL.into_iter().find(|k| k.name() == name)
+        Kernel::EVERY.into_iter().find(|k| k.name() == name)
     }
 
     /// The default working-set size in bytes (each default run takes roughly 50–300 ms natively).
@@ -56,16 +74,18 @@ impl Kernel {
             Kernel::Cpu => 1 << 20,
             Kernel::MemBw => 16 << 20,
             Kernel::MemLat => 8 << 20,
+            Kernel::Io => 16 << 20,
         }
     }
 
     /// The default iteration count (measured here, elapsed time including data generation:
-    /// cpu ~150 ms, mem-bw ~70 ms, mem-lat ~170 ms).
+    /// cpu ~150 ms, mem-bw ~70 ms, mem-lat ~170 ms; io: 1,024 random reads).
     pub const fn default_iterations(self) -> u64 {
         match self {
             Kernel::Cpu => 24,
             Kernel::MemBw => 64,
             Kernel::MemLat => 6,
+            Kernel::Io => 1024,
         }
     }
 }
@@ -111,7 +131,8 @@ impl Params {
         }
     }
 
-    /// Checks the size and iteration bounds.
+    /// Checks the size and iteration bounds (for `io` also that `size` is whole 4 KiB blocks,
+    /// at least two: one read, one scratch).
     pub fn validate(&self) -> Result<(), ParamsError> {
         if self.size < MIN_SIZE {
             return Err(ParamsError::SizeTooSmall { size: self.size });
@@ -124,13 +145,21 @@ impl Params {
                 iterations: self.iterations,
             });
         }
+        let block = crate::io::BLOCK_SIZE as u64;
+        if self.kernel == Kernel::Io && (self.size % block != 0 || self.size < 2 * block) {
+            return Err(ParamsError::IoSize { size: self.size });
+        }
         Ok(())
     }
 
     /// How many scratch bytes `vclab_workload::run` needs for these params
-    /// (`size` + [`SCRATCH_SLACK`]).
+    /// (`size` + [`SCRATCH_SLACK`]; for `io` the transfer buffer,
+    /// [`crate::io::BUFFER_LEN`] + [`crate::io::BUFFER_ALIGN`], whatever the size).
     pub fn scratch_len(&self) -> Result<usize, ParamsError> {
         self.validate()?;
+        if self.kernel == Kernel::Io {
+            return Ok(crate::io::BUFFER_LEN + crate::io::BUFFER_ALIGN);
+        }
         usize::try_from(self.size)
             .ok()
             .and_then(|s| s.checked_add(SCRATCH_SLACK))
@@ -158,6 +187,13 @@ pub enum ParamsError {
         /// The refused iteration count.
         iterations: u64,
     },
+    /// `io` with a size that is not whole 4 KiB blocks or under two of them.
+    IoSize {
+        /// The refused size.
+        size: u64,
+    },
+    /// `io` run without a disk (`vclab_workload::run` has none: use `run_io`).
+    IoNeedsDisk,
     /// The caller's scratch buffer is shorter than [`Params::scratch_len`].
     ScratchTooSmall {
         /// Bytes needed.
@@ -170,7 +206,9 @@ pub enum ParamsError {
 impl fmt::Display for ParamsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ParamsError::UnknownKernel => f.write_str("unknown kernel: use cpu, mem-bw or mem-lat"),
+            ParamsError::UnknownKernel => {
+                f.write_str("unknown kernel: use cpu, mem-bw, mem-lat or io")
+            }
             ParamsError::SizeTooSmall { size } => write!(
                 f,
                 "size {size} bytes is too small: use at least {MIN_SIZE} bytes"
@@ -182,6 +220,15 @@ impl fmt::Display for ParamsError {
             ParamsError::Iterations { iterations } => write!(
                 f,
                 "iterations {iterations} is out of range: use 1 to {MAX_ITERATIONS}"
+            ),
+            ParamsError::IoSize { size } => write!(
+                f,
+                "io size {size} bytes is not a multiple of 4096 of at least 8192: give the disk \
+                 region in whole 4 KiB blocks, two or more"
+            ),
+            ParamsError::IoNeedsDisk => f.write_str(
+                "the io kernel needs a disk: give the host binary --disk FILE, or the VM a \
+                 virtio-blk disk",
             ),
             ParamsError::ScratchTooSmall { needed, got } => write!(
                 f,
@@ -199,13 +246,48 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in Kernel::ALL {
+        for k in Kernel::EVERY {
             assert_eq!(Kernel::from_name(k.name()), Some(k));
         }
         assert_eq!(Kernel::from_name("gpu"), None);
         assert_eq!("mem-bw".parse::<Kernel>(), Ok(Kernel::MemBw));
         assert_eq!("CPU".parse::<Kernel>(), Err(ParamsError::UnknownKernel));
         assert_eq!(Kernel::from_name(""), None);
+        assert_eq!("io".parse::<Kernel>(), Ok(Kernel::Io));
+    }
+
+    #[test]
+    fn the_default_set_leaves_io_out() {
+        assert!(!Kernel::ALL.contains(&Kernel::Io));
+        assert_eq!(&Kernel::EVERY[..3], &Kernel::ALL[..]);
+        assert!(Kernel::EVERY
+            .iter()
+            .all(|k| k.needs_disk() == (*k == Kernel::Io)));
+    }
+
+    #[test]
+    fn io_sizes_are_whole_blocks() {
+        let mut p = Params::new(Kernel::Io);
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(
+            p.scratch_len(),
+            Ok(crate::io::BUFFER_LEN + crate::io::BUFFER_ALIGN)
+        );
+        for bad in [4096, 8191, 8192 + 512] {
+            p.size = bad;
+            assert_eq!(
+                p.validate(),
+                Err(ParamsError::IoSize { size: bad }),
+                "{bad}"
+            );
+        }
+        p.size = 8192;
+        assert_eq!(p.validate(), Ok(()));
+        p.size = MAX_SIZE + 4096;
+        assert_eq!(
+            p.validate(),
+            Err(ParamsError::SizeTooLarge { size: p.size })
+        );
     }
 
     #[test]
@@ -215,6 +297,7 @@ mod tests {
             assert_eq!(p.validate(), Ok(()));
             assert_eq!(p.scratch_len(), Ok(p.size as usize + SCRATCH_SLACK));
         }
+        assert_eq!(Params::new(Kernel::Io).validate(), Ok(()));
     }
 
     #[test]
@@ -242,7 +325,7 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn serde_names_are_the_kernel_names() {
-        for k in Kernel::ALL {
+        for k in Kernel::EVERY {
             let json = serde_json::to_string(&k).unwrap();
             assert_eq!(json, std::format!("\"{}\"", k.name()));
             assert_eq!(serde_json::from_str::<Kernel>(&json).unwrap(), k);

@@ -9,3 +9,4 @@ pub mod model;
 pub mod oci_layout;
 pub mod seeds;
 pub mod targets;
+pub mod virtio_blk;

@@ -50,6 +50,7 @@ fn devices(flags: u8) -> (Devices, GuestMemoryMmap, Arc<Mutex<Vec<u8>>>) {
         serial,
         i8042: I8042::default(),
         labctl,
+        mmio: Default::default(),
         unclaimed: Unclaimed::default(),
         exits: Default::default(),
         clock,

@@ -82,11 +82,17 @@ pub fn vmm_cli(data: &[u8]) {
     }
 }
 
+/// A guest's virtqueue against the virtio-blk device behind its transport
+/// (`virtio_blk::run`).
+pub fn virtio_blk(data: &[u8]) {
+    crate::virtio_blk::run(data);
+}
+
 /// A target's body.
 pub type Body = fn(&[u8]);
 
 /// Every target by name, for the regression replay.
-pub const ALL: [(&str, Body); 8] = [
+pub const ALL: [(&str, Body); 9] = [
     ("oci_bundle", oci_bundle),
     ("launcher_cli", launcher_cli),
     ("size", size),
@@ -95,6 +101,7 @@ pub const ALL: [(&str, Body); 8] = [
     ("vmm_cli", vmm_cli),
     ("containerfile", crate::containerfile::containerfile),
     ("oci_layout", crate::oci_layout::oci_layout),
+    ("virtio_blk", virtio_blk),
 ];
 
 #[cfg(test)]

@@ -2,12 +2,16 @@
 # Boots the unikernel guest under QEMU microvm (PVH entry, KVM) and checks it:
 #   - cpu, mem-bw and mem-lat result lines equal the host `vclab-workload run` lines
 #     (kernel, size, iterations, seed, checksum, ops; only the timings differ);
-#   - vclab.exit=N, vclab.fault=ports|mmio|triple|hang, vclab.kernel=idle, bad input, too little RAM.
+#   - vclab.exit=N, vclab.fault=ports|mmio|triple|hang, vclab.kernel=idle, bad input, too little RAM;
+#   - vclab.kernel=io on QEMU's virtio-blk-device (modern virtio-mmio) over an image made by
+#     `vclab-workload io-image`: checksum equal to `vclab-workload run io --disk` on the same
+#     image, found through QEMU's own virtio_mmio.device= entry (acpi=off) and a hand-written one;
+#     no disk, a read-only disk, a too small disk and a legacy transport end with status 3.
 # With VCLAB_BIN=/path/to/vclab it also boots the kernels and the triple fault under the lab's own
 # VMM (`vclab vm run`, 64-bit Linux boot entry, lab control device) and checks the same lines.
 # It also boots one kernel with the lab device hidden (`vclab vm run --lab-device off`): the
 # guest must then use the UART and end by the reset, as under Firecracker or Cloud Hypervisor.
-# Usage: test.sh            (needs qemu-system-x86_64 and /dev/kvm; takes about half a minute)
+# Usage: test.sh            (needs qemu-system-x86_64 and /dev/kvm; takes about 20 s)
 # Env: CARGO_TARGET_DIR (default: target/ here), VCLAB_QEMU_CPU (default host,-arch-capabilities:
 #      QEMU 7.2 cannot set MSR 0x10a on kvm_pvm with plain `-cpu host`),
 #      VCLAB_UNIKERNEL=PATH / VCLAB_WORKLOAD=PATH: test these builds (e.g. the cached artifacts
@@ -21,6 +25,10 @@ qemu_cpu="${VCLAB_QEMU_CPU:-host,-arch-capabilities}"
 work=""
 guest_pid=""
 failures=0
+# Extra QEMU arguments of the next boot (the io checks' disk); boot() clears them.
+qemu_extra=()
+# With one plain -drive/-device pair QEMU microvm puts the disk in its last transport slot (23).
+qemu_blk_entry="virtio_mmio.device=512@0xfeb02e00:35"
 
 cleanup() {
     if [ -n "$guest_pid" ]; then
@@ -45,16 +53,70 @@ pass() {
 
 # boot SECONDS MEM_MB CMDLINE: runs the guest, output in $work/out, QEMU's status in $status.
 boot() {
-    local secs="$1" mem="$2" cmdline="$3"
-    timeout -k 2 "$secs" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -enable-kvm \
-        -cpu "$qemu_cpu" -m "$mem" -nodefaults -no-user-config -nographic -no-reboot \
-        -serial stdio -device isa-debug-exit -kernel "$work/guest.elf" -append "$cmdline" \
-        </dev/null >"$work/out" 2>"$work/err" &
+    local secs="$1" mem="$2" cmdline="$3" machine="${4:-}"
+    timeout -k 2 "$secs" qemu-system-x86_64 -M "microvm,x-option-roms=off,rtc=off$machine" \
+        -enable-kvm -cpu "$qemu_cpu" -m "$mem" -nodefaults -no-user-config -nographic -no-reboot \
+        -serial stdio -device isa-debug-exit "${qemu_extra[@]}" -kernel "$work/guest.elf" \
+        -append "$cmdline" </dev/null >"$work/out" 2>"$work/err" &
     guest_pid=$!
     status=0
     wait "$guest_pid" || status=$?
     guest_pid=""
+    qemu_extra=()
     tr -d '\r' <"$work/out" >"$work/out.lf"
+}
+
+# with_disk IMAGE [DRIVE_OPTIONS [LEGACY]]: the next boot gets IMAGE as a virtio-blk-device on the
+# modern transport (LEGACY=true: the legacy one).
+with_disk() {
+    qemu_extra=(-global "virtio-mmio.force-legacy=${3:-false}"
+        -drive "id=d0,file=$1,format=raw,if=none${2:-}" -device virtio-blk-device,drive=d0)
+}
+
+# check_io SIZE ITERATIONS SEED MACHINE ENTRY: the io kernel on a fresh image, guest vs host.
+# MACHINE ",acpi=off" lets QEMU append the virtio_mmio.device= entry itself; else ENTRY is it.
+check_io() {
+    local size="$1" iterations="$2" seed="$3" machine="$4" entry="$5"
+    local cmdline="vclab.kernel=io vclab.size=$size vclab.iterations=$iterations vclab.seed=$seed"
+    "$host_workload" io-image --size "$size" --seed 1 "$work/disk.img"
+    if ! "$host_workload" run io --disk "$work/disk.img" --size "$size" \
+        --iterations "$iterations" --seed "$seed" >"$work/host" 2>"$work/host.err"; then
+        fail "host run io: $(cat "$work/host.err")"
+        return
+    fi
+    with_disk "$work/disk.img"
+    boot 60 128 "$cmdline $entry" "$machine"
+    local want got
+    want="$(result_of "$work/host")"
+    got="$(result_of "$work/out.lf")"
+    if [ "$status" -ne "$(qemu_status 0)" ] || [ -z "$want" ] || [ "$want" != "$got" ]; then
+        fail "$cmdline$machine: QEMU status $status; guest [$got] host [$want]; $(cat "$work/out.lf" "$work/err")"
+    elif ! grep -q '"io":{"seq_bytes":' "$work/out.lf"; then
+        fail "$cmdline$machine: no io statistics in $(cat "$work/out.lf")"
+    else
+        pass "$cmdline$machine: $(grep -o '"checksum":"[0-9a-f]*"' "$work/out.lf")"
+    fi
+    if [ -n "${VCLAB_BIN:-}" ] && "$VCLAB_BIN" vm run --help 2>&1 | grep -q -- '--disk'; then
+        vm_run "$cmdline" --disk "$work/disk.img"
+        got="$(result_of "$work/out.lf")"
+        if [ "$status" -ne 0 ] || [ "$want" != "$got" ]; then
+            fail "vclab vm run --disk $cmdline: status $status, guest [$got] host [$want]; $(tail -c 400 "$work/err")"
+        else
+            pass "vclab vm run --disk $cmdline"
+        fi
+    fi
+}
+
+# io_fails NAME CMDLINE GREP: the io kernel (disk set up by the caller in qemu_extra, if any) must
+# end with status 3 and an error line matching GREP.
+io_fails() {
+    local name="$1" cmdline="$2" pattern="$3"
+    boot 60 128 "$cmdline" ",acpi=off"
+    if [ "$status" -eq "$(qemu_status 3)" ] && grep -q "^vclab-unikernel: error: .*$pattern" "$work/out.lf"; then
+        pass "$name"
+    else
+        fail "$name: QEMU status $status, want $(qemu_status 3); output: $(cat "$work/out.lf" "$work/err")"
+    fi
 }
 
 # The result line without its timings (elapsed_ns, start_monotonic_ns differ by runtime).
@@ -113,10 +175,12 @@ check_kernel() {
     fi
 }
 
-# vm_run CMDLINE: the guest under the lab VMM; stdout in $work/out.lf, status in $status.
+# vm_run CMDLINE [ARGS...]: the guest under the lab VMM; stdout in $work/out.lf, status in $status.
 vm_run() {
-    timeout -k 2 60 "$VCLAB_BIN" vm run --kernel "$work/guest.elf" --cmdline "$1" --console off \
-        --json --timeout 50 </dev/null >"$work/out.lf" 2>"$work/err" &
+    local cmdline="$1"
+    shift
+    timeout -k 2 60 "$VCLAB_BIN" vm run --kernel "$work/guest.elf" --cmdline "$cmdline" "$@" \
+        --console off --json --timeout 50 </dev/null >"$work/out.lf" 2>"$work/err" &
     guest_pid=$!
     status=0
     wait "$guest_pid" || status=$?
@@ -151,6 +215,31 @@ main() {
     check_kernel cpu 200000 3 12345
     check_kernel mem-bw 1048576 2 7
     check_kernel mem-lat 65536 3 18446744073709551615
+
+    # io: the virtio-blk driver on QEMU's device; QEMU's entry (acpi=off) and a hand-written one.
+    local tsc_khz
+    tsc_khz="vclab.tsc_khz=$(awk -F: '/cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
+    check_io 1048576 256 5 ",acpi=off" ""
+    check_io 16777216 1024 1 "" "$qemu_blk_entry"
+    io_fails "io without a disk" "vclab.kernel=io" "needs a virtio-blk disk"
+    with_disk "$work/disk.img" ",readonly=on"
+    io_fails "io on a read-only disk" "vclab.kernel=io vclab.size=65536" "read-only"
+    with_disk "$work/disk.img" "" true
+    io_fails "io on a legacy transport" "vclab.kernel=io vclab.size=65536" "version 1, not 2"
+    "$host_workload" io-image --size 65536 "$work/small.img"
+    with_disk "$work/small.img"
+    io_fails "io on a too small disk" "vclab.kernel=io vclab.size=1048576" \
+        "the disk has 128 sectors but the io region needs 2048"
+    # QEMU's blkdebug fails every read with EIO: the device answers VIRTIO_BLK_S_IOERR.
+    qemu_extra=(-global virtio-mmio.force-legacy=false -blockdev "driver=raw,node-name=d0,\
+file.driver=blkdebug,file.inject-error.0.event=read_aio,file.inject-error.0.errno=5,\
+file.image.driver=file,file.image.filename=$work/disk.img" -device virtio-blk-device,drive=d0)
+    io_fails "io on a disk that fails reads" "vclab.kernel=io vclab.size=65536" \
+        "disk read at sector 0 failed: .*VIRTIO_BLK_S_IOERR"
+    # 1,000 bytes/s: the first 60 KiB read never completes in time; the driver gives up after 5 s.
+    with_disk "$work/disk.img" ",throttling.bps-total=1000"
+    io_fails "io on a stalled disk times out" "vclab.kernel=io vclab.size=65536 $tsc_khz" \
+        "request not completed within 5000 ms"
 
     # vclab.exit=N: the result line, then status N.
     expect "vclab.exit=42" 128 "vclab.kernel=cpu vclab.size=4096 vclab.iterations=1 vclab.exit=42" \

@@ -1,35 +1,29 @@
-//! The boot recipe. [`run`] reads top to bottom like the boot sequence:
+//! The boot recipe. [`build`] reads top to bottom like the boot sequence:
 //! checks → KVM → memory → kernel + initrd + cmdline + boot_params → vCPUs
-//! (cpuid → msrs → regs → sregs → fpu → lapic) → devices → run loop → report.
+//! (cpuid → msrs → regs → sregs → fpu → lapic) → devices → seccomp filters; it returns the
+//! [`Vmm`] that `vm::run` runs (`runner.rs`) and reports (`report.rs`).
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, TryRecvError};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-use vmm_sys_util::signal::Killable;
 
-use crate::config::{Output, ProcFiles, StopAt, VmConfig, VmReport};
-use crate::devices::serial::{self, IrqTrigger};
-use crate::devices::{i8042::I8042, labctl::LabCtl, Clock, Devices, Sink, Unclaimed};
-use crate::exit::{EndReason, Policy};
+use crate::config::{ProcFiles, StopAt, VmConfig, VmReport};
+use crate::devices::Clock;
+use crate::exit::Policy;
 use crate::host::KvmKind;
 use crate::loader::{self, KernelFormat};
-use crate::seccomp::{self, Filters};
+use crate::seccomp;
+use crate::snapshot;
+use crate::snapshot::pause::{BootRecord, Pending};
 use crate::vcpu::{self, Shared};
-use crate::{cache, cmdline, console_file, cpuid, kvm, layout, memory, mptable, regs, signals};
+use crate::vm::{devices as vm_devices, restore, Facts, Vmm};
+use crate::{attach, cache, cmdline, cpuid, kvm, memory, mptable, regs, runner, signals};
 
 /// The marker the lab's own Linux kernel carries in its version string.
 pub const LAB_KERNEL_MARKER: &str = "vclab";
-/// How long the VMM waits for kicked vCPU threads before giving up on them
-/// (a kicked thread leaves within one KVM_RUN return; this is a safety net).
-const JOIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Errors of setting up and running a VM.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +46,9 @@ pub enum Error {
     /// MP table.
     #[error(transparent)]
     MpTable(#[from] mptable::Error),
+    /// Disks.
+    #[error(transparent)]
+    Attach(#[from] attach::Error),
     /// Descriptor and page tables.
     #[error(transparent)]
     Regs(#[from] regs::Error),
@@ -85,24 +82,30 @@ pub enum Error {
     /// Signal handlers, masks or the timeout timer.
     #[error(transparent)]
     Signals(#[from] signals::Error),
-    /// The eventfd that wakes the main thread when a vCPU thread ends.
-    #[error("cannot create the vCPU wake-up eventfd: {0}")]
-    Wake(std::io::Error),
-    /// The seccomp filters could not be built or installed.
+    /// The seccomp filters could not be built.
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
-    /// A vCPU thread could not be started.
-    #[error("cannot start the thread of vCPU {vcpu}: {err}")]
-    Thread {
-        /// vCPU index.
-        vcpu: u32,
-        /// The I/O error.
-        err: std::io::Error,
-    },
+    /// Running the vCPUs.
+    #[error(transparent)]
+    Run(#[from] runner::Error),
+    /// Preparing or taking a snapshot.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    /// Restoring from a snapshot.
+    #[error(transparent)]
+    Restore(#[from] restore::Error),
+    /// `--snapshot-at` on a VM it cannot snapshot yet.
+    #[error("--snapshot-at: {0}")]
+    SnapshotUnsupported(&'static str),
 }
 
-/// Boots one VM as `config` says, runs it to its end and reports.
+/// Boots one VM as `config` says, runs it to its end and reports (see `vm::run`).
 pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
+    crate::vm::run(config)
+}
+
+/// Builds a VM for a boot as `config` says, ready to run.
+pub fn build(config: &VmConfig) -> Result<Vmm, Error> {
     let clock = Clock::new(config.origin);
     if config.vcpus == 0 {
         return Err(Error::NoVcpus);
@@ -122,15 +125,20 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
     let (mut kernel_file, info) = loader::probe(&config.kernel)?;
     let linux = config.linux_compat.unwrap_or(info.is_linux);
     refuse_foreign_kernel_on_pvm(config, kind, &info)?;
+    let disk_files = attach::open(&config.disks, &config.opened_disks)?;
+    if config.snapshot.is_some() {
+        check_snapshot_fits(config)?;
+    }
 
     // KVM, the VM and guest RAM (kernel and initrd loaded into it), then
     // the interrupt controllers: memory slots go in before the irqchip (see
     // `kvm::create_irqchip`).
     let kvm = kvm::open(config.vcpus)?;
-    let vm = kvm::create_vm(&kvm)?;
+    let vm = Arc::new(kvm::create_vm(&kvm)?);
     let (mem, loaded, initrd) = load_guest(config, &vm, &mut kernel_file, &info)?;
     drop(kernel_file);
     kvm::create_irqchip(&vm)?;
+    let disks = attach::attach(disk_files, &vm, &mem)?;
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(cpuid::Error::Supported)?;
@@ -155,6 +163,7 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
             pvm_quirks: linux && kind == KvmKind::Pvm,
             pvm_smp_quirks: linux && kind == KvmKind::Pvm && config.vcpus > 1,
             tsc_khz,
+            virtio_mmio: disks.mmio_devices(),
             user: &config.cmdline,
         },
         info.cmdline_size(),
@@ -172,78 +181,70 @@ pub fn run(config: &VmConfig) -> Result<VmReport, Error> {
         vcpu::configure(fd, &supported, i as u32, config.vcpus, entry)?;
     }
 
-    // Devices.
-    let serial_evt = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::SerialIrq(e.to_string()))?;
-    vm.register_irqfd(&serial_evt, layout::SERIAL_IRQ)
-        .map_err(|e| Error::SerialIrq(e.to_string()))?;
-    let mut console = serial::console(IrqTrigger(Some(serial_evt)), sink(&config.console)?, clock);
-    console.writer_mut().watch = config.stop_at_console.clone();
-    let mut labctl = LabCtl::new(Some(mem.clone()), sink(&config.lines)?, clock);
-    labctl.present = config.lab_device;
-    let devices = Devices {
-        serial: console,
-        i8042: I8042::default(),
-        labctl,
-        unclaimed: Unclaimed::default(),
-        exits: Default::default(),
-        clock,
+    // Devices, the snapshot to take at the ready signal, the seccomp filters.
+    let mut devices = vm_devices::build(config, &vm, &mem, &disks, clock, None)?;
+    devices.labctl.snapshot_at_ready = config.snapshot.is_some();
+    let policy = Policy {
+        stop_at_init_handoff: stop_at_handoff,
+    };
+    let snapshot = match &config.snapshot {
+        Some(spec) => Some(Mutex::new(Pending::prepare(
+            &spec.dir,
+            &kvm,
+            vm.clone(),
+            mem.clone(),
+            spec.save_mode,
+            BootRecord {
+                kernel_format: info.format,
+                linux,
+                cmdline: cmdline.clone(),
+                tsc_khz,
+            },
+            clock,
+        )?)),
+        None => None,
     };
     let shared = Arc::new(Shared {
         devices: Mutex::new(devices),
         stop: AtomicBool::new(false),
-        policy: Policy {
-            stop_at_init_handoff: stop_at_handoff,
-        },
+        policy,
         first_run_ns: Mutex::new(None),
         last_rip: Mutex::new(vec![None; config.vcpus as usize]),
+        snapshot,
     });
-    // Seccomp filters, built before any vCPU runs and installed by each thread on itself.
-    let filters = Filters::for_vm(config.seccomp, config.vcpus)?;
-    let vm_built_ns = clock.now_ns();
-
-    // Run loop.
-    let guard = Guard {
-        filters: &filters,
-        selftest: config.seccomp_selftest,
-    };
-    let reason = run_vcpus(vcpu_fds, &shared, config.timeout, guard)?;
-    let exit_ns = clock.now_ns();
-    drop(vm);
-
-    Ok(report(ReportInputs {
-        config,
-        shared: &shared,
-        mem: &mem,
-        reason,
-        vm_built_ns,
-        exit_ns,
+    let facts = Facts {
+        vm_built_ns: 0,
         format: info.format,
         linux,
         cmdline,
         tsc_khz,
         kind,
         proc_files,
-        filters: &filters,
-    }))
+        restore: None,
+    };
+    Vmm::finish(config, vm, mem, vcpu_fds, shared, disks, None, clock, facts)
 }
 
-/// The filters the run's threads install, and whether the vCPU then makes its self-test's
-/// forbidden call.
-#[derive(Clone, Copy)]
-struct Guard<'a> {
-    filters: &'a Filters,
-    selftest: bool,
-}
-
-impl Guard<'_> {
-    /// Installs the vCPU filter on the calling thread (then the self-test's call, if asked).
-    fn enter_vcpu(&self) -> Result<(), seccomp::Error> {
-        Filters::install(self.filters.vcpu.as_ref())?;
-        if self.selftest {
-            seccomp::forbidden_call();
-        }
-        Ok(())
+/// What `--snapshot-at` cannot save yet: more than one vCPU (the vCPU that sees the ready
+/// signal takes the snapshot on its own thread) and virtio disks (their queue state is not
+/// saved); and a VM without the lab device has no ready signal to pause at.
+fn check_snapshot_fits(config: &VmConfig) -> Result<(), Error> {
+    if config.vcpus != 1 {
+        return Err(Error::SnapshotUnsupported(
+            "a snapshot is taken of 1-vCPU VMs only; use --vcpus 1",
+        ));
     }
+    if !config.disks.is_empty() {
+        return Err(Error::SnapshotUnsupported(
+            "virtio disks are not saved in a snapshot yet; drop --disk",
+        ));
+    }
+    if !config.lab_device {
+        return Err(Error::SnapshotUnsupported(
+            "the snapshot is taken at the guest's ready signal on the lab device; drop --lab-device off",
+        ));
+    }
+    Ok(())
 }
 
 fn refuse_foreign_kernel_on_pvm(
@@ -284,22 +285,6 @@ fn is_lab_kernel(path: &std::path::Path, version: &str) -> bool {
             .is_some_and(|v| !version.is_empty() && v == version)
 }
 
-fn sink(output: &Output) -> Result<Sink, Error> {
-    Ok(match output {
-        Output::Stdout => Sink::Stdout,
-        Output::Off => Sink::Off,
-        Output::Memory(buf) => Sink::Memory(buf.clone()),
-        Output::Opened(file) => Sink::File(file.clone()),
-        Output::File(path) => Sink::File(Arc::new(console_file::create(path).map_err(|err| {
-            Error::ConsoleFile {
-                path: path.display().to_string(),
-                hint: console_file::hint(&err),
-                err,
-            }
-        })?)),
-    })
-}
-
 /// Guest memory, the loaded kernel, and the initrd's (address, size).
 type LoadedGuest = (GuestMemoryMmap, loader::Loaded, Option<(u64, u64)>);
 
@@ -328,270 +313,4 @@ fn load_guest(
         None => None,
     };
     Ok((mem, loaded, initrd))
-}
-
-/// Runs the vCPUs to the VM's end: a 1-vCPU VM on this thread (no other
-/// thread is needed), a larger one on a thread per vCPU.
-fn run_vcpus(
-    mut fds: Vec<kvm_ioctls::VcpuFd>,
-    shared: &Arc<Shared>,
-    timeout: Option<Duration>,
-    guard: Guard<'_>,
-) -> Result<EndReason, Error> {
-    match fds.pop() {
-        Some(fd) if fds.is_empty() => run_here(fd, shared, timeout, guard),
-        Some(last) => {
-            fds.push(last);
-            run_threads(fds, shared, timeout, guard)
-        }
-        None => Err(Error::NoVcpus),
-    }
-}
-
-/// The single vCPU runs on this thread; `--timeout` is a timer signal to it,
-/// SIGINT/SIGTERM (when asked for) reach it as the process's only thread
-/// that takes signals (KVM's own worker task in the process blocks them all).
-fn run_here(
-    mut fd: kvm_ioctls::VcpuFd,
-    shared: &Shared,
-    timeout: Option<Duration>,
-    guard: Guard<'_>,
-) -> Result<EndReason, Error> {
-    let timer = timeout.map(signals::Timer::arm).transpose()?;
-    guard.enter_vcpu()?;
-    let reason = vcpu::run_loop(&mut fd, 0, shared);
-    drop(timer);
-    Ok(reason.unwrap_or_else(|| {
-        EndReason::InternalError("the vCPU left its loop without a reason".to_string())
-    }))
-}
-
-/// Wakes the waiting thread when a vCPU thread ends, however it ends.
-struct Notify(Arc<EventFd>);
-
-impl Drop for Notify {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.write(1) {
-            log::warn!("cannot wake the VMM's main thread: {e}");
-        }
-    }
-}
-
-/// Starts one thread per vCPU, waits for the first ending event, the
-/// timeout or a stop signal, then stops and joins every thread.
-fn run_threads(
-    fds: Vec<kvm_ioctls::VcpuFd>,
-    shared: &Arc<Shared>,
-    timeout: Option<Duration>,
-    guard: Guard<'_>,
-) -> Result<EndReason, Error> {
-    let ended = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(Error::Wake)?);
-    // The vCPU threads inherit a mask that blocks SIGINT/SIGTERM: those are
-    // this thread's, taken in `wait_first_end`.
-    let mask = signals::set_mask(libc::SIG_BLOCK, &signals::STOP_SIGNALS)?;
-    let (tx, rx) = mpsc::channel();
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let mut spawn_error = None;
-    for (i, mut fd) in fds.into_iter().enumerate() {
-        let (shared, tx, notify) = (shared.clone(), tx.clone(), Notify(ended.clone()));
-        let index = i as u32;
-        let (filters, selftest) = (guard.filters.clone(), guard.selftest);
-        match std::thread::Builder::new()
-            .name(format!("vcpu{i}"))
-            .spawn(move || {
-                let guard = Guard {
-                    filters: &filters,
-                    selftest,
-                };
-                let ended = match guard.enter_vcpu() {
-                    Err(e) => Some(EndReason::InternalError(format!("vCPU {index}: {e}"))),
-                    Ok(()) => vcpu::run_loop(&mut fd, index, &shared),
-                };
-                if let Some(reason) = ended {
-                    // The receiver may be gone when another vCPU ended the VM first.
-                    let _ = tx.send(reason);
-                }
-                drop(tx);
-                drop(notify);
-            }) {
-            Ok(t) => threads.push(t),
-            Err(err) => {
-                spawn_error = Some(Error::Thread { vcpu: index, err });
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let reason = if spawn_error.is_some() {
-        EndReason::InternalError("vCPU thread start failed".to_string())
-    } else if let Err(e) = Filters::install(guard.filters.main.as_ref()) {
-        EndReason::InternalError(format!("main thread: {e}"))
-    } else {
-        wait_first_end(&rx, &ended, timeout, &mask)
-    };
-    signals::restore_mask(&mask);
-    stop_and_join(shared, threads);
-    match spawn_error {
-        Some(e) => Err(e),
-        None => Ok(reason),
-    }
-}
-
-/// Waits in ppoll (stop signals unblocked only there, so none is missed
-/// between a check and the wait) for the first vCPU end, a stop signal or
-/// the timeout.
-fn wait_first_end(
-    rx: &mpsc::Receiver<EndReason>,
-    ended: &EventFd,
-    timeout: Option<Duration>,
-    mask: &libc::sigset_t,
-) -> EndReason {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        if let Some(signo) = signals::take_pending() {
-            return EndReason::from_signal(signo);
-        }
-        match rx.try_recv() {
-            Ok(reason) => return reason,
-            Err(TryRecvError::Disconnected) => {
-                return EndReason::InternalError(
-                    "every vCPU thread ended without a reason".to_string(),
-                )
-            }
-            Err(TryRecvError::Empty) => {}
-        }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left == Some(Duration::ZERO) {
-            return EndReason::Timeout;
-        }
-        let ts = left.map(|d| libc::timespec {
-            tv_sec: d.as_secs() as libc::time_t,
-            tv_nsec: d.subsec_nanos() as libc::c_long,
-        });
-        let mut pfd = libc::pollfd {
-            fd: ended.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
-        // SAFETY: `pfd` is one valid pollfd, `ts_ptr` is null or a valid timespec, `mask` a
-        // valid sigset_t; all outlive the call. EINTR (a stop signal) is handled by the loop.
-        unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, mask) };
-        let _ = ended.read();
-    }
-}
-
-/// Sets the stop flag, kicks each vCPU thread once (its handler sets the
-/// vCPU's immediate_exit, so a kick that lands outside KVM_RUN is not lost)
-/// and joins it.
-fn stop_and_join(shared: &Shared, threads: Vec<JoinHandle<()>>) {
-    shared.stop.store(true, Ordering::SeqCst);
-    for t in &threads {
-        if let Err(e) = t.kill(signals::kick()) {
-            log::debug!("kick failed: {e}");
-        }
-    }
-    let deadline = Instant::now() + JOIN_DEADLINE;
-    for t in threads {
-        while !t.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        if t.is_finished() {
-            let _ = t.join();
-        } else {
-            log::warn!("a vCPU thread did not stop within {JOIN_DEADLINE:?}");
-        }
-    }
-}
-
-/// CLOCK_MONOTONIC now, ns (the clock `Instant` uses on Linux).
-fn monotonic_ns() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-}
-
-struct ReportInputs<'a> {
-    config: &'a VmConfig,
-    shared: &'a Shared,
-    mem: &'a GuestMemoryMmap,
-    reason: EndReason,
-    vm_built_ns: u64,
-    exit_ns: u64,
-    format: KernelFormat,
-    linux: bool,
-    cmdline: String,
-    tsc_khz: Option<u32>,
-    kind: KvmKind,
-    proc_files: Option<ProcFiles>,
-    filters: &'a Filters,
-}
-
-fn report(r: ReportInputs<'_>) -> VmReport {
-    let stats = r
-        .proc_files
-        .as_ref()
-        .map(|p| p.read(&memory::host_ranges(r.mem)))
-        .unwrap_or_default();
-    let allowed = |f: Option<&seccomp::Filter>| f.map(|f| f.allowed as u32);
-    let first_run_ns = r.shared.first_run_ns.lock().ok().and_then(|f| *f);
-    let vcpu_rips = r
-        .shared
-        .last_rip
-        .lock()
-        .map(|v| v.iter().map(|rip| rip.map(|x| format!("{x:#x}"))).collect())
-        .unwrap_or_default();
-    let mut out = VmReport {
-        vm_built_ns: Some(r.vm_built_ns),
-        first_run_ns,
-        exit_ns: Some(r.exit_ns),
-        exit_reason: r.reason.reason(),
-        vcpu_rips,
-        vmm_peak_rss_kib: stats.peak_rss_kib,
-        vmm_pss_kib: stats.pss_kib,
-        guest_ram_kib: r.config.mem_mib * 1024,
-        guest_touched_kib: stats.guest_rss_kib,
-        vcpus: r.config.vcpus,
-        kernel_format: r.format,
-        linux: r.linux,
-        cmdline: r.cmdline,
-        tsc_khz: r.tsc_khz,
-        kvm_kind: Some(r.kind),
-        origin_monotonic_ns: monotonic_ns()
-            .and_then(|now| now.checked_sub(r.config.origin.elapsed().as_nanos() as u64)),
-        time_origin: "VmConfig::origin (the CLI: entry of `vclab vm run`), CLOCK_MONOTONIC"
-            .to_string(),
-        seccomp: r.filters.mode.name().to_string(),
-        seccomp_vcpu_syscalls: allowed(r.filters.vcpu.as_ref()),
-        seccomp_main_syscalls: allowed(r.filters.main.as_ref()),
-        jailed: r.config.jailed,
-        ..VmReport::new(r.reason.reason(), r.format)
-    };
-    match &r.reason {
-        EndReason::GuestExit(code) => out.guest_exit_code = Some(*code),
-        EndReason::InternalError(m) => out.exit_detail = Some(m.clone()),
-        EndReason::GuestPanic(lines) => out.exit_detail = Some(lines.join("\n")),
-        EndReason::Signal(signo) => {
-            out.stop_signal = Some(signals::name(*signo));
-            out.exit_detail = Some(format!("stopped by {}", signals::name(*signo)));
-        }
-        _ => {}
-    }
-    if let Ok(mut d) = r.shared.devices.lock() {
-        d.serial.writer_mut().finish();
-        let m = d.serial.writer().milestones;
-        out.kernel_start_ns = m.first_byte_ns;
-        out.init_handoff_ns = m.init_handoff_ns;
-        out.guest_ready_ns = d.labctl.ready_ns;
-        out.guest_lines = d.labctl.lines.clone();
-        out.bad_line_records = d.labctl.bad_records;
-        out.vm_exits = d.exits.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let u = &d.unclaimed;
-        out.unclaimed_accesses = u.pio_reads + u.pio_writes + u.mmio_reads + u.mmio_writes;
-    }
-    out
 }

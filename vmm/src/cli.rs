@@ -9,8 +9,10 @@
 //! at `--stop-at-console`; 124 timeout; 121 triple fault; 122 KVM internal
 //! error or emulation failure; 123 guest kernel panic; 130 / 143 when SIGINT /
 //! SIGTERM stopped the VM; 1 when the VM could not be set up (bad arguments,
-//! missing files, no KVM); death by SIGSYS when the seccomp filters caught a
-//! forbidden syscall (`--jail`: 128 + the signal, said on stderr).
+//! missing files, no KVM, a missing or corrupt `--restore` snapshot); a snapshotting run
+//! (`--snapshot-at ready`) resumes after its snapshot and ends as any run; death by SIGSYS
+//! when the seccomp filters caught a forbidden syscall (`--jail`: 128 + the signal, said on
+//! stderr).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -19,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use vclab_contract::ExitReason;
 
-use crate::config::{Output, StopAt, VmConfig, VmReport};
+use crate::config::{DiskSpec, Output, RestoreSpec, SnapshotSpec, StopAt, VmConfig, VmReport};
 use crate::host::KvmKind;
+use crate::snapshot::{RestoreMode, SaveMode};
 use crate::{jail, seccomp};
 
 /// Exit code of a run that hit `--timeout`.
@@ -43,10 +46,16 @@ pub const USAGE: &str = "\
 Boot one micro-VM and run it until the guest exits, resets, faults or the timeout ends it.
 
 Usage: vclab-vmm --kernel PATH [OPTIONS]      (also: vclab vm run --kernel PATH [OPTIONS])
+       vclab-vmm --restore DIR [OPTIONS]
 
 Options:
   --kernel PATH            an ELF (the lab unikernel or a Linux vmlinux) or a bzImage
   --initrd PATH            an initrd / initramfs loaded high in guest memory
+  --disk PATH[,ro][,direct]
+                           attach a raw disk image (a multiple of 512 bytes) as a virtio-blk
+                           device on virtio-mmio; repeat for more (/dev/vda, /dev/vdb, ...);
+                           `,ro` gives the guest a read-only disk; `,direct` opens it with
+                           O_DIRECT (no host page cache, as QEMU's cache=none)
   --cmdline TEXT           appended to the kernel command line the VMM composes
                            (e.g. \"vclab.kernel=cpu vclab.iterations=10\")
   --mem MIB                guest memory in MiB [default: 128]
@@ -63,6 +72,25 @@ Options:
                            prints on the serial console and ends by a reset (exit code 0)
   --hugepages on|off       ask for transparent huge pages on guest RAM (madvise MADV_HUGEPAGE;
                            used where THP is `always` or `madvise`) [default: off]
+  --snapshot-at ready      pause the VM at the guest's first ready signal (lab device port
+                           0x3f0), write a snapshot into --snapshot-dir, then resume it: the
+                           run goes on and ends as it would have (1 vCPU, no --disk; the
+                           report's \"snapshot\" gives its time and size)
+  --snapshot-dir DIR       where --snapshot-at writes (made if missing; a snapshot there is
+                           replaced): snapshot.json (the manifest, written last), state.json
+                           (vCPU, irqchip, PIT, clock and device states), memory (guest RAM,
+                           zero pages left as holes)
+  --restore DIR            build the VM from the snapshot in DIR instead of booting a kernel
+                           (no --kernel, --initrd or --disk: they are the snapshot's); the
+                           guest resumes after its ready signal. A missing, truncated,
+                           corrupted or foreign snapshot is refused (exit code 1)
+  --restore-mode MODE      how guest memory comes back: mmap (the file mapped private, pages
+                           read on first touch), eager (read in before the guest runs) or
+                           uffd (userfaultfd fills pages on first touch) [default: mmap]
+  --cmdline-after-restore TEXT
+                           vclab.* words the restored guest reads from the lab device's
+                           params register, overriding the command line it read at boot
+                           (e.g. \"vclab.kernel=mem-bw vclab.size=4096\"); at most 2048 bytes
   --no-seccomp             run without the per-thread seccomp filters (on by default: a
                            forbidden syscall kills the VMM with SIGSYS)
   --seccomp-log            filters on, but a forbidden syscall is allowed and logged by the
@@ -82,8 +110,11 @@ stop_signal \"SIGINT\" or \"SIGTERM\") and the exit code is 130 or 143.
 
 Exit code: the guest's status written to the lab exit port; 0 after a reset or a
 requested stop; 124 timeout; 121 triple fault; 122 KVM internal error (emulation
-failure); 123 guest kernel panic; 130 SIGINT, 143 SIGTERM; 1 when the VM could not
-be set up. A syscall the seccomp filters forbid kills the VMM with SIGSYS (a shell shows
+failure; also a snapshot that could not be written at the ready signal); 123 guest
+kernel panic; 130 SIGINT, 143 SIGTERM; 1 when the VM could not be set up (also a
+missing, truncated, corrupted or foreign --restore snapshot: nothing is left behind).
+--snapshot-at ready does not change the exit code: the VM resumes after the snapshot.
+A syscall the seccomp filters forbid kills the VMM with SIGSYS (a shell shows
 159; the kernel log names the syscall); under --jail the VMM that jailed itself says so
 and exits 128 + the signal.
 ";
@@ -105,8 +136,11 @@ pub enum Error {
         what: &'static str,
     },
     /// No `--kernel`.
-    #[error("no kernel given: add --kernel PATH (the lab unikernel, a vmlinux or a bzImage)")]
+    #[error("no kernel given: add --kernel PATH (the lab unikernel, a vmlinux or a bzImage) or --restore DIR")]
     NoKernel,
+    /// Options that do not go together.
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 impl From<lexopt::Error> for Error {
@@ -181,6 +215,56 @@ fn stop_at_of(raw: OsString) -> Result<StopAt, Error> {
     }
 }
 
+/// The snapshot and restore options as given, checked together by [`Snap::apply`].
+#[derive(Default)]
+struct Snap {
+    at_ready: bool,
+    dir: Option<PathBuf>,
+    restore: Option<PathBuf>,
+    mode: Option<RestoreMode>,
+    after: Option<String>,
+}
+
+impl Snap {
+    /// Puts the options into `cfg`, with the kernel (needed unless restoring).
+    fn apply(self, cfg: &mut VmConfig, kernel: Option<PathBuf>, jailed: bool) -> Result<(), Error> {
+        let conflict = |what| Err(Error::Conflict(what));
+        match (self.at_ready, self.dir) {
+            (true, Some(dir)) => {
+                cfg.snapshot = Some(SnapshotSpec {
+                    dir,
+                    save_mode: SaveMode::SkipZero,
+                })
+            }
+            (true, None) => return conflict("--snapshot-at ready needs --snapshot-dir DIR"),
+            (false, Some(_)) => return conflict("--snapshot-dir needs --snapshot-at ready"),
+            (false, None) => {}
+        }
+        if jailed && (cfg.snapshot.is_some() || self.restore.is_some()) {
+            return conflict("--jail does not take --snapshot-at or --restore yet (its root holds no snapshot directory)");
+        }
+        let Some(dir) = self.restore else {
+            if self.mode.is_some() || self.after.is_some() {
+                return conflict("--restore-mode and --cmdline-after-restore need --restore DIR");
+            }
+            cfg.kernel = kernel.ok_or(Error::NoKernel)?;
+            return Ok(());
+        };
+        if kernel.is_some() {
+            return conflict("--restore takes the guest from the snapshot: drop --kernel");
+        }
+        if cfg.snapshot.is_some() {
+            return conflict("--restore and --snapshot-at do not go together: a restored guest is past its ready signal");
+        }
+        cfg.restore = Some(RestoreSpec {
+            dir,
+            mode: self.mode.unwrap_or_default(),
+            cmdline_after: self.after,
+        });
+        Ok(())
+    }
+}
+
 /// Parses the arguments after the program name (or after `vm run`); the
 /// timestamps of the run count from `origin`.
 pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Result<Request, Error> {
@@ -190,10 +274,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
     let mut cfg = VmConfig::new(PathBuf::new());
     let mut json = false;
     let (mut jailed, mut jail_opts) = (false, jail::Options::default());
+    let mut snap = Snap::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("kernel") => kernel = Some(PathBuf::from(parser.value()?)),
             Long("initrd") => cfg.initrd = Some(PathBuf::from(parser.value()?)),
+            Long("disk") => {
+                let raw = parser.value()?;
+                let spec = raw.to_str().and_then(DiskSpec::parse);
+                cfg.disks.push(spec.ok_or_else(|| Error::Value {
+                    flag: "--disk",
+                    value: raw.to_string_lossy().into_owned(),
+                    what: "give PATH, PATH,ro or PATH,direct (a raw image file)",
+                })?);
+            }
             Long("cmdline") => {
                 cfg.cmdline = parser.value()?.into_string().map_err(|_| Error::Value {
                     flag: "--cmdline",
@@ -257,6 +351,38 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
             Long("hugepages") => cfg.hugepages = on_off("--hugepages", parser.value()?)?,
             Long("no-seccomp") => cfg.seccomp = seccomp::Mode::Off,
             Long("seccomp-log") => cfg.seccomp = seccomp::Mode::Log,
+            Long("snapshot-at") => {
+                let raw = parser.value()?;
+                if raw != "ready" {
+                    return Err(Error::Value {
+                        flag: "--snapshot-at",
+                        value: raw.to_string_lossy().into_owned(),
+                        what: "give ready (the guest's ready signal)",
+                    });
+                }
+                snap.at_ready = true;
+            }
+            Long("snapshot-dir") => snap.dir = Some(PathBuf::from(parser.value()?)),
+            Long("restore") => snap.restore = Some(PathBuf::from(parser.value()?)),
+            Long("restore-mode") => {
+                let raw = parser.value()?;
+                snap.mode = Some(value_of("--restore-mode", raw, "give mmap, eager or uffd")?);
+            }
+            Long("cmdline-after-restore") => {
+                let text = parser.value()?.into_string().map_err(|_| Error::Value {
+                    flag: "--cmdline-after-restore",
+                    value: "(not UTF-8)".to_string(),
+                    what: "give the words as UTF-8 text",
+                })?;
+                if text.len() > vclab_contract::labctl::MAX_PARAMS_TEXT as usize {
+                    return Err(Error::Value {
+                        flag: "--cmdline-after-restore",
+                        value: format!("({} bytes)", text.len()),
+                        what: "give at most 2048 bytes (the lab device's params record)",
+                    });
+                }
+                snap.after = Some(text);
+            }
             Long("jail") => jailed = true,
             Long("jail-uid") => {
                 jail_opts.uid = value_of("--jail-uid", parser.value()?, "give a numeric uid")?
@@ -269,7 +395,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, origin: Instant) -> Resul
             other => return Err(other.unexpected().into()),
         }
     }
-    cfg.kernel = kernel.ok_or(Error::NoKernel)?;
+    snap.apply(&mut cfg, kernel, jailed)?;
     cfg.origin = origin;
     cfg.stop_signals = true;
     if jailed {
@@ -303,12 +429,17 @@ pub fn main(args: impl IntoIterator<Item = OsString>, origin: Instant) -> i32 {
         cfg.seccomp = seccomp::Mode::Kill;
     }
     cfg.seccomp_selftest = seccomp::selftest_requested();
-    // A jailed VMM reads its kernel and initrd through bind mounts: a file it cannot read is
-    // said here, in one line naming it, rather than as a failed mount inside the jail.
+    // A jailed VMM reads its kernel and initrd through bind mounts, and its disks through fds
+    // the jail opens: a file it cannot use is said here, in one line naming it, rather than as
+    // a failed mount or open inside the jail.
     if jail_opts.is_some() {
         let initrd = cfg.initrd.as_deref().map(crate::loader::open_initrd);
         let checked = crate::loader::probe(&cfg.kernel).and(initrd.transpose());
         if let Err(e) = checked {
+            eprintln!("vclab: {e}");
+            return EXIT_SETUP;
+        }
+        if let Err(e) = crate::attach::open(&cfg.disks, &[]) {
             eprintln!("vclab: {e}");
             return EXIT_SETUP;
         }
@@ -337,6 +468,12 @@ pub fn run_config(cfg: &VmConfig, json: bool) -> i32 {
         }
     };
     let code = describe(&report);
+    if let (Some(spec), None) = (&cfg.snapshot, &report.snapshot) {
+        eprintln!(
+            "vclab: no snapshot was taken: the guest never signalled ready on the lab device; {} holds no snapshot",
+            spec.dir.display()
+        );
+    }
     if json {
         // Written, not println!: a closed stdout (`| head -1`) is an error to report, not a panic.
         let written = serde_json::to_string(&report)
@@ -431,8 +568,28 @@ pub fn outcome(report: &VmReport) -> (i32, String) {
     }
 }
 
-/// Says on stderr why the VM ended and returns the exit code.
+/// Says on stderr why the VM ended (and what its snapshot or restore cost) and returns the
+/// exit code.
 fn describe(report: &VmReport) -> i32 {
+    if let Some(s) = &report.snapshot {
+        eprintln!(
+            "vclab: snapshot written to {} in {:.2} ms ({} KiB of {} KiB memory, state {} KiB)",
+            s.dir,
+            s.snapshot_ns as f64 / 1e6,
+            s.memory_written_bytes / 1024,
+            s.memory_bytes / 1024,
+            s.state_bytes / 1024
+        );
+    }
+    if let Some(r) = &report.restore {
+        eprintln!(
+            "vclab: restored from {} ({}) in {:.2} ms; guest asked for its params at {}",
+            r.dir,
+            r.mode,
+            r.restore_ns as f64 / 1e6,
+            ms(report.guest_params_ns)
+        );
+    }
     let (code, line) = outcome(report);
     eprintln!("vclab: {line}");
     code
@@ -489,6 +646,22 @@ mod tests {
             "on in main, off for a library caller of parse"
         );
         assert!(!json && !cfg.verbose_guest && cfg.initrd.is_none());
+        assert!(cfg.disks.is_empty());
+    }
+
+    #[test]
+    fn disk_values() {
+        assert!(matches!(
+            p(&["--kernel", "k", "--disk", ",ro"]),
+            Err(Error::Value { flag: "--disk", .. })
+        ));
+        assert!(matches!(
+            p(&["--kernel", "k", "--disk", ""]),
+            Err(Error::Value { flag: "--disk", .. })
+        ));
+        let rw = run_cfg(&["--kernel", "k", "--disk", "a.img,rw"]).0;
+        assert_eq!(rw.disks[0].path, PathBuf::from("a.img"));
+        assert!(!rw.disks[0].read_only);
     }
 
     #[test]
@@ -517,8 +690,26 @@ mod tests {
             "off",
             "--hugepages",
             "on",
+            "--disk",
+            "root.ext4",
+            "--disk=/d/data,x.img,direct,ro",
         ]);
         assert_eq!(cfg.initrd, Some(PathBuf::from("i.cpio")));
+        assert_eq!(
+            cfg.disks,
+            vec![
+                DiskSpec {
+                    path: "root.ext4".into(),
+                    read_only: false,
+                    direct: false
+                },
+                DiskSpec {
+                    path: "/d/data,x.img".into(),
+                    read_only: true,
+                    direct: true
+                }
+            ]
+        );
         assert_eq!(cfg.cmdline, "vclab.kernel=cpu --not-an-option");
         assert_eq!((cfg.mem_mib, cfg.vcpus), (64, 2));
         assert_eq!(cfg.timeout, Some(Duration::from_millis(500)));
@@ -561,6 +752,79 @@ mod tests {
         ]);
         assert!(matches!(cfg.console, Output::Off));
         assert_eq!(cfg.stop_at, StopAt::InitHandoff);
+    }
+
+    #[test]
+    fn snapshot_and_restore_options() {
+        let (cfg, _) = run_cfg(&[
+            "--kernel",
+            "k",
+            "--snapshot-at",
+            "ready",
+            "--snapshot-dir=/s",
+        ]);
+        let snap = cfg.snapshot.unwrap();
+        assert_eq!(snap.dir, PathBuf::from("/s"));
+        assert!(cfg.restore.is_none());
+        let (cfg, _) = run_cfg(&["--restore", "/s"]);
+        let r = cfg.restore.unwrap();
+        assert_eq!(
+            (r.dir, r.mode, r.cmdline_after),
+            ("/s".into(), RestoreMode::Mmap, None)
+        );
+        let (cfg, _) = run_cfg(&[
+            "--restore",
+            "/s",
+            "--restore-mode",
+            "uffd",
+            "--cmdline-after-restore",
+            "vclab.kernel=cpu",
+        ]);
+        let r = cfg.restore.unwrap();
+        assert_eq!(r.mode, RestoreMode::Uffd);
+        assert_eq!(r.cmdline_after.as_deref(), Some("vclab.kernel=cpu"));
+        for (args, says) in [
+            (
+                &["--kernel", "k", "--snapshot-at", "ready"][..],
+                "needs --snapshot-dir",
+            ),
+            (
+                &["--kernel", "k", "--snapshot-dir", "/s"],
+                "needs --snapshot-at",
+            ),
+            (&["--kernel", "k", "--snapshot-at", "boot"], "give ready"),
+            (&["--restore", "/s", "--kernel", "k"], "drop --kernel"),
+            (
+                &["--restore", "/s", "--restore-mode", "lazy"],
+                "mmap, eager or uffd",
+            ),
+            (
+                &["--kernel", "k", "--restore-mode", "eager"],
+                "need --restore",
+            ),
+            (
+                &["--kernel", "k", "--cmdline-after-restore", "x"],
+                "need --restore",
+            ),
+            (&["--restore", "/s", "--jail"], "--jail does not take"),
+            (
+                &[
+                    "--restore",
+                    "/s",
+                    "--snapshot-at",
+                    "ready",
+                    "--snapshot-dir",
+                    "/t",
+                ],
+                "do not go together",
+            ),
+        ] {
+            let e = p(args).unwrap_err().to_string();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        let long = "x".repeat(2049);
+        let e = p(&["--restore", "/s", "--cmdline-after-restore", &long]).unwrap_err();
+        assert!(e.to_string().contains("at most 2048 bytes"), "{e}");
     }
 
     #[test]

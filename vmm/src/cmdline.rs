@@ -3,6 +3,7 @@
 //! `vclab_contract::cmdline`), then the user's text.
 
 use vclab_contract::cmdline::Word;
+use vclab_contract::MmioDevice;
 
 /// Linux defaults: console on COM1, reboot through the keyboard controller
 /// (the VMM ends the VM on the i8042 reset), reboot 1 s after a panic.
@@ -53,6 +54,9 @@ pub struct Parts<'a> {
     pub pvm_smp_quirks: bool,
     /// KVM_GET_TSC_KHZ of the boot vCPU, passed as `vclab.tsc_khz`.
     pub tsc_khz: Option<u32>,
+    /// The virtio-mmio devices: each becomes Linux's `virtio_mmio.device=SIZE@BASE:IRQ`,
+    /// which the unikernel reads too (the format is `vclab_contract::MmioDevice`'s).
+    pub virtio_mmio: &'a [MmioDevice],
     /// The user's `--cmdline`, appended last so it can override.
     pub user: &'a str,
 }
@@ -78,6 +82,9 @@ pub fn build(parts: &Parts<'_>, cmdline_size: usize) -> Result<String, Error> {
     }
     if let Some(khz) = parts.tsc_khz {
         words.push(Word::TscKhz(u64::from(khz)).to_string());
+    }
+    for device in parts.virtio_mmio {
+        words.push(device.to_string());
     }
     let user = parts.user.trim();
     if user.contains('\0') {
@@ -109,6 +116,7 @@ mod tests {
             pvm_quirks: true,
             pvm_smp_quirks: false,
             tsc_khz: Some(2_000_000),
+            virtio_mmio: &[],
             user: "vclab.kernel=cpu",
         };
         let s = build(&p, 2048).unwrap();
@@ -145,6 +153,30 @@ mod tests {
         assert_eq!(build(&p, 2048).unwrap(), "vclab.tsc_khz=5 vclab.exit=3");
         let p = Parts::default();
         assert_eq!(build(&p, 2048).unwrap(), "");
+    }
+
+    #[test]
+    fn virtio_devices_come_before_the_user_text() {
+        let p = Parts {
+            virtio_mmio: &[
+                MmioDevice {
+                    base: 0xd000_0000,
+                    size: 0x1000,
+                    irq: 5,
+                },
+                MmioDevice {
+                    base: 0xd000_1000,
+                    size: 0x200,
+                    irq: 6,
+                },
+            ],
+            user: "root=/dev/vda",
+            ..Default::default()
+        };
+        assert_eq!(
+            build(&p, 2048).unwrap(),
+            "virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=512@0xd0001000:6 root=/dev/vda"
+        );
     }
 
     #[test]

@@ -34,6 +34,61 @@ pub enum Output {
     Opened(Arc<File>),
 }
 
+/// A raw disk image attached as a virtio-blk device (`--disk PATH[,ro][,direct]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// The image file: raw, a multiple of 512 bytes.
+    pub path: PathBuf,
+    /// The guest sees a read-only disk (`VIRTIO_BLK_F_RO`); the file is opened read-only.
+    pub read_only: bool,
+    /// The image is opened with O_DIRECT: its I/O bypasses the host's page cache (QEMU's
+    /// `cache=none`); the default goes through it (QEMU's default `cache=writeback`).
+    pub direct: bool,
+}
+
+impl DiskSpec {
+    /// Parses `PATH[,ro|,rw][,direct]` (the options in any order after the path; a path that
+    /// holds a comma keeps it when what follows is not an option).
+    pub fn parse(text: &str) -> Option<DiskSpec> {
+        let (mut path, mut read_only, mut direct) = (text, false, false);
+        while let Some((head, option)) = path.rsplit_once(',') {
+            match option {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                "direct" => direct = true,
+                _ => break,
+            }
+            path = head;
+        }
+        (!path.is_empty()).then(|| DiskSpec {
+            path: PathBuf::from(path),
+            read_only,
+            direct,
+        })
+    }
+}
+
+/// `--snapshot-at ready --snapshot-dir DIR`: where the snapshot taken at the guest's ready
+/// signal goes, and how guest memory is written.
+#[derive(Debug, Clone)]
+pub struct SnapshotSpec {
+    /// The snapshot directory (created or replaced).
+    pub dir: PathBuf,
+    /// How guest memory is written.
+    pub save_mode: crate::snapshot::memory::SaveMode,
+}
+
+/// `--restore DIR [--restore-mode …] [--cmdline-after-restore …]`.
+#[derive(Debug, Clone)]
+pub struct RestoreSpec {
+    /// The snapshot directory.
+    pub dir: PathBuf,
+    /// How guest memory comes back.
+    pub mode: crate::snapshot::memory::RestoreMode,
+    /// The workload parameters the restored guest reads from the lab device.
+    pub cmdline_after: Option<String>,
+}
+
 /// When to end a Linux boot early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StopAt {
@@ -54,6 +109,11 @@ pub struct VmConfig {
     pub kernel: PathBuf,
     /// Optional initrd / initramfs.
     pub initrd: Option<PathBuf>,
+    /// Disks, in order: virtio-blk devices on virtio-mmio (`/dev/vda`, `/dev/vdb`, …).
+    pub disks: Vec<DiskSpec>,
+    /// The disks' image files opened already, in the order of `disks` (the jail opens them
+    /// before it drops privileges); empty: [`crate::run`] opens them.
+    pub opened_disks: Vec<Arc<File>>,
     /// Text appended to the command line the VMM composes.
     pub cmdline: String,
     /// Guest memory, MiB.
@@ -103,6 +163,11 @@ pub struct VmConfig {
     pub proc_files: Option<ProcFiles>,
     /// The run is inside `--jail` (reported).
     pub jailed: bool,
+    /// Take a snapshot at the guest's ready signal (`--snapshot-at ready`).
+    pub snapshot: Option<SnapshotSpec>,
+    /// Build the VM from a snapshot (`--restore`); `kernel`, `initrd`, `cmdline`, `mem_mib`
+    /// and `vcpus` then come from the snapshot.
+    pub restore: Option<RestoreSpec>,
 }
 
 /// /proc/self/status and /proc/self/smaps, opened before the seccomp filter and the jail, so
@@ -161,6 +226,8 @@ impl VmConfig {
         VmConfig {
             kernel: kernel.into(),
             initrd: None,
+            disks: Vec::new(),
+            opened_disks: Vec::new(),
             cmdline: String::new(),
             mem_mib: DEFAULT_MEM_MIB,
             vcpus: 1,
@@ -181,6 +248,8 @@ impl VmConfig {
             host_checked: false,
             proc_files: None,
             jailed: false,
+            snapshot: None,
+            restore: None,
         }
     }
 }
@@ -264,6 +333,51 @@ pub struct VmReport {
     /// Whether the VMM ran inside `--jail`.
     #[serde(default)]
     pub jailed: bool,
+    /// The guest asked the lab device for its params (after a restore: its first useful
+    /// work, the next lab-device event after the ready signal it was saved at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_params_ns: Option<u64>,
+    /// The snapshot this run took (`--snapshot-at ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotReport>,
+    /// The restore this run was built by (`--restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreReport>,
+}
+
+/// What taking the snapshot cost.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotReport {
+    /// The directory.
+    pub dir: String,
+    /// When the VM paused at the ready signal, ns since the origin.
+    pub paused_ns: u64,
+    /// How long the guest stayed paused: vCPU and VM state, device states, memory file,
+    /// state file and manifest written.
+    pub snapshot_ns: u64,
+    /// The memory file's size, bytes (its apparent size: zero pages are holes).
+    pub memory_bytes: u64,
+    /// Bytes of guest memory actually written (non-zero pages).
+    pub memory_written_bytes: u64,
+    /// The state file's size, bytes.
+    pub state_bytes: u64,
+    /// The manifest's size, bytes.
+    pub manifest_bytes: u64,
+}
+
+/// What restoring cost.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestoreReport {
+    /// The directory.
+    pub dir: String,
+    /// `mmap`, `eager` or `uffd`.
+    pub mode: String,
+    /// The restore call: snapshot checked and loaded, memory mapped or read, KVM VM,
+    /// irqchip, vCPUs and devices restored; ns.
+    pub restore_ns: u64,
+    /// Pages the userfaultfd handler copied in (mode `uffd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uffd_faults: Option<u64>,
 }
 
 fn seccomp_off() -> String {
@@ -307,6 +421,9 @@ impl VmReport {
             seccomp_vcpu_syscalls: None,
             seccomp_main_syscalls: None,
             jailed: false,
+            guest_params_ns: None,
+            snapshot: None,
+            restore: None,
         }
     }
 }

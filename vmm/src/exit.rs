@@ -142,6 +142,9 @@ impl EndReason {
 pub enum Action {
     /// Re-enter the guest.
     Continue,
+    /// The guest's ready signal with `--snapshot-at ready`: this vCPU (the VM's only one)
+    /// takes the snapshot, then re-enters the guest.
+    Snapshot,
     /// End the VM.
     Stop(EndReason),
 }
@@ -168,12 +171,18 @@ pub fn handle_exit(exit: ExitEvent<'_>, devices: &mut Devices, policy: Policy) -
         }
         ExitEvent::IoOut { port, data } => io_out(port, data, devices, policy),
         ExitEvent::MmioRead { addr, data } => {
+            if devices.mmio.read(addr, data) {
+                return Action::Continue;
+            }
             devices.unclaimed.mmio_reads += 1;
             log::debug!("unclaimed MMIO read of {} bytes at {addr:#x}", data.len());
             data.fill(0xff);
             Action::Continue
         }
         ExitEvent::MmioWrite { addr, data } => {
+            if devices.mmio.write(addr, data) {
+                return Action::Continue;
+            }
             devices.unclaimed.mmio_writes += 1;
             log::debug!("unclaimed MMIO write of {data:02x?} at {addr:#x}");
             Action::Continue
@@ -258,6 +267,7 @@ fn io_out(port: u16, data: &[u8], devices: &mut Devices, policy: Policy) -> Acti
         }
         p if devices.labctl.claims(p) => match devices.labctl.write(p, data) {
             Effect::Exit(status) => Action::Stop(EndReason::GuestExit(status)),
+            Effect::Pause => Action::Snapshot,
             Effect::None => Action::Continue,
         },
         layout::I8042_DATA_PORT | layout::I8042_COMMAND_PORT => {
@@ -303,6 +313,7 @@ mod tests {
             serial: console(IrqTrigger(None), Sink::Memory(console_buf.clone()), clock),
             i8042: I8042::default(),
             labctl: LabCtl::new(Some(mem.clone()), Sink::Memory(lines.clone()), clock),
+            mmio: Default::default(),
             unclaimed: Unclaimed::default(),
             exits: Default::default(),
             clock,
@@ -345,6 +356,47 @@ mod tests {
         let t = f.devices.labctl.ready_ns.unwrap();
         out(&mut f.devices, 0x3f0, &[123]);
         assert_eq!(f.devices.labctl.ready_ns, Some(t), "first marker wins");
+    }
+
+    #[test]
+    fn first_ready_pauses_for_a_snapshot_only_when_asked() {
+        let mut f = fixture();
+        f.devices.labctl.snapshot_at_ready = true;
+        assert_eq!(out(&mut f.devices, 0x3f0, &[7]), Action::Continue);
+        assert_eq!(out(&mut f.devices, 0x3f0, &[123]), Action::Snapshot);
+        assert_eq!(
+            out(&mut f.devices, 0x3f0, &[123]),
+            Action::Continue,
+            "only the first ready"
+        );
+        let mut g = fixture();
+        assert_eq!(out(&mut g.devices, 0x3f0, &[123]), Action::Continue);
+    }
+
+    #[test]
+    fn params_register_fills_the_guest_record() {
+        let mut f = fixture();
+        let rec = GuestAddress(0x8000);
+        f.mem.write_obj(0xffff_u32, rec).unwrap();
+        // Cold boot: length 0, the guest keeps its command line.
+        out(&mut f.devices, 0x3f2, &0x8000u32.to_le_bytes());
+        assert_eq!(f.mem.read_obj::<u32>(rec).unwrap(), 0);
+        assert!(f.devices.labctl.params_ns.is_some());
+        // After a restore: the text, cut to the record's room.
+        f.devices.labctl.after_restore = Some("vclab.kernel=mem-bw vclab.size=4096".into());
+        out(&mut f.devices, 0x3f2, &0x8000u32.to_le_bytes());
+        let n = f.mem.read_obj::<u32>(rec).unwrap() as usize;
+        let mut text = vec![0u8; n];
+        f.mem.read_slice(&mut text, GuestAddress(0x8004)).unwrap();
+        assert_eq!(text, b"vclab.kernel=mem-bw vclab.size=4096");
+        f.devices.labctl.after_restore = Some("x".repeat(5000));
+        out(&mut f.devices, 0x3f2, &0x8000u32.to_le_bytes());
+        assert_eq!(f.mem.read_obj::<u32>(rec).unwrap(), 2048);
+        // A record past the end of RAM, or a 1-byte write: refused and counted, no panic.
+        let bad = f.devices.labctl.bad_records;
+        out(&mut f.devices, 0x3f2, &((1u32 << 20) - 16).to_le_bytes());
+        out(&mut f.devices, 0x3f2, &[1]);
+        assert_eq!(f.devices.labctl.bad_records, bad + 2);
     }
 
     #[test]

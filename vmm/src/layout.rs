@@ -42,6 +42,16 @@ pub const HIMEM_START: u64 = 0x10_0000;
 pub const MMIO_GAP_START: u64 = 0xd000_0000;
 /// End of the 32-bit MMIO gap (4 GiB): RAM above the gap continues here.
 pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
+/// The first virtio-mmio device's registers, at the bottom of the MMIO gap (as Firecracker
+/// places its own); device `n` is at `VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SIZE`.
+pub const VIRTIO_MMIO_BASE: u64 = MMIO_GAP_START;
+/// One page of registers and config space per virtio-mmio device.
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// The first virtio-mmio device's interrupt line (IOAPIC pin / GSI): the ISA lines from 5
+/// up are free (COM1 has 4, the PIT 0); device `n` gets `VIRTIO_IRQ_BASE + n`.
+pub const VIRTIO_IRQ_BASE: u32 = 5;
+/// How many virtio-mmio devices fit: IOAPIC pins 5..=23.
+pub const VIRTIO_MAX_DEVICES: usize = 19;
 /// The KVM TSS (3 pages) sits inside the MMIO gap, where no RAM is.
 pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
 /// Default physical address of the IOAPIC (MP table entry).

@@ -1,7 +1,7 @@
 //! Step 5: vCPUs. Each is configured in the order the boot protocol needs
 //! (CPUID → MSRs → regs → sregs → FPU → LAPIC) and then runs [`run_loop`]
 //! until an ending event, a stop signal or a kick: a 1-vCPU VM on the calling
-//! thread, a larger one on a thread per vCPU (`boot::run_vcpus`). Only the boot
+//! thread, a larger one on a thread per vCPU (`runner::run_vcpus`). Only the boot
 //! vCPU gets registers: the others stay in wait-for-SIPI (their default
 //! mp_state with the in-kernel LAPIC) until the guest starts them.
 
@@ -13,6 +13,8 @@ use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use crate::devices::Devices;
 use crate::exit::{handle_exit, Action, EndReason, ExitEvent, Policy};
+use crate::snapshot::pause::Pending;
+use crate::snapshot::{DeviceStates, SerialRegs};
 use crate::{cpuid, regs, signals};
 
 /// Errors of creating and configuring vCPUs.
@@ -119,6 +121,28 @@ pub struct Shared {
     pub first_run_ns: Mutex<Option<u64>>,
     /// Each vCPU's RIP when it left its loop (where a stopped guest was).
     pub last_rip: Mutex<Vec<Option<u64>>>,
+    /// The snapshot to take at the ready signal (`--snapshot-at ready`, 1 vCPU).
+    pub snapshot: Option<Mutex<Pending>>,
+}
+
+/// Takes the snapshot the ready signal asked for (this vCPU is the VM's only one and is
+/// out of KVM_RUN), then lets the guest go on; a failure ends the VM.
+fn take_snapshot(fd: &mut VcpuFd, shared: &Shared) -> Result<(), EndReason> {
+    let fail = |e: String| EndReason::InternalError(format!("snapshot at the ready signal: {e}"));
+    let Some(pending) = &shared.snapshot else {
+        return Ok(());
+    };
+    let devices = match shared.devices.lock() {
+        Ok(d) => DeviceStates {
+            serial: Some(SerialRegs::from(&d.serial.state())),
+            ..DeviceStates::default()
+        },
+        Err(_) => return Err(fail("device state poisoned".to_string())),
+    };
+    let mut pending = pending
+        .lock()
+        .map_err(|_| fail("snapshot state poisoned".to_string()))?;
+    pending.take(fd, devices).map_err(|e| fail(e.to_string()))
 }
 
 fn record_rip(fd: &VcpuFd, index: u32, shared: &Shared) {
@@ -169,6 +193,13 @@ pub fn run_loop(fd: &mut VcpuFd, index: u32, shared: &Shared) -> Option<EndReaso
             Err(e) => Action::Stop(EndReason::InternalError(format!(
                 "KVM_RUN failed on vCPU {index}: {e}"
             ))),
+        };
+        let action = match action {
+            Action::Snapshot => match take_snapshot(fd, shared) {
+                Ok(()) => Action::Continue,
+                Err(reason) => Action::Stop(reason),
+            },
+            other => other,
         };
         if let Action::Stop(reason) = action {
             shared.stop.store(true, Ordering::SeqCst);

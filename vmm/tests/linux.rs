@@ -20,6 +20,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vclab_vmm::config::DiskSpec;
 use vclab_vmm::{cache, host::KvmKind, ExitReason, Output, StopAt, VmConfig, VmReport};
 
 fn artifact(name: &str) -> PathBuf {
@@ -33,9 +34,18 @@ fn artifact(name: &str) -> PathBuf {
 }
 
 fn boot(initrd: PathBuf, vcpus: u32, cmdline: &str, stop_at: StopAt) -> (VmReport, String) {
-    let console = Arc::new(Mutex::new(Vec::new()));
     let mut cfg = VmConfig::new(artifact("vmlinux"));
     cfg.initrd = Some(initrd);
+    boot_config(cfg, vcpus, cmdline, stop_at)
+}
+
+fn boot_config(
+    mut cfg: VmConfig,
+    vcpus: u32,
+    cmdline: &str,
+    stop_at: StopAt,
+) -> (VmReport, String) {
+    let console = Arc::new(Mutex::new(Vec::new()));
     cfg.vcpus = vcpus;
     cfg.mem_mib = 256;
     cfg.verbose_guest = true;
@@ -139,6 +149,52 @@ fn lab_vmlinux_with_the_initramfs_boots_two_vcpus() {
                 );
             }
         }
+    }
+}
+
+/// The root file system from a virtio-blk disk: the lab rootfs as an ext4 image
+/// (`scripts/guest-images.sh rootdisk`), attached read-only, `root=/dev/vda`, no initramfs.
+#[test]
+fn lab_vmlinux_mounts_its_root_from_a_virtio_blk_disk() {
+    let kind = KvmKind::detect();
+    let mut cfg = VmConfig::new(artifact("vmlinux"));
+    cfg.disks = vec![DiskSpec {
+        path: artifact("rootdisk"),
+        read_only: true,
+        direct: false,
+    }];
+    let params = "root=/dev/vda ro rootfstype=ext4 init=/init vclab.kernel=cpu vclab.size=65536 vclab.iterations=1";
+    let (r, text) = boot_config(cfg, 1, params, StopAt::Auto);
+    assert!(
+        r.cmdline.contains("virtio_mmio.device=4K@0xd0000000:5"),
+        "{}",
+        r.cmdline
+    );
+    for line in [
+        "virtio_blk virtio0: [vda]",
+        "VFS: Mounted root (ext4 filesystem) readonly",
+    ] {
+        assert!(
+            text.contains(line),
+            "{line:?} missing; console tail:\n{}",
+            tail(&text)
+        );
+    }
+    if kind.runs_linux_userspace() {
+        assert_eq!(
+            r.exit_reason,
+            ExitReason::GuestExit,
+            "{r:?}\n{}",
+            tail(&text)
+        );
+        assert_eq!(r.guest_exit_code, Some(0));
+    } else {
+        assert_eq!(
+            r.exit_reason,
+            ExitReason::InitHandoff,
+            "{r:?}\n{}",
+            tail(&text)
+        );
     }
 }
 

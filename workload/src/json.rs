@@ -3,13 +3,14 @@
 use core::fmt;
 
 use crate::checksum::Checksum;
+use crate::io::IoStats;
 use crate::params::Params;
 
 /// The ready line, without a newline (defined in `vclab-contract`).
 pub use vclab_contract::READY_LINE;
 
-/// Bytes that always hold a result line (the longest possible one is 321 bytes).
-pub const MAX_LINE_LEN: usize = 352;
+/// Bytes that always hold a result line (the longest possible one is 670 bytes: an io line).
+pub const MAX_LINE_LEN: usize = 704;
 
 /// Everything the result line reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,11 +28,14 @@ pub struct Report {
     /// CPU time of the kernel in nanoseconds (CLOCK_THREAD_CPUTIME_ID); 0 in the unikernel,
     /// which has no CPU-time clock.
     pub cpu_ns: u64,
+    /// The io kernel's statistics (`None` for the other kernels: no `"io"` key).
+    pub io: Option<IoStats>,
 }
 
 impl Report {
     /// Writes the result line (no newline) into `out` and returns its length:
-    /// `{"kernel":"cpu","size":N,"iterations":N,"seed":N,"checksum":"<hex>","ops":N,"elapsed_ns":N,"start_monotonic_ns":N,"cpu_ns":N}`.
+    /// `{"kernel":"cpu","size":N,"iterations":N,"seed":N,"checksum":"<hex>","ops":N,"elapsed_ns":N,"start_monotonic_ns":N,"cpu_ns":N}`,
+    /// for io with `,"io":{...}` before the last brace (field order of [`IoStats`]).
     pub fn write_json(&self, out: &mut [u8]) -> Result<usize, JsonError> {
         let mut w = Cursor { out, len: 0 };
         w.text("{\"kernel\":\"")?;
@@ -52,9 +56,39 @@ impl Report {
         w.number(self.start_monotonic_ns)?;
         w.text(",\"cpu_ns\":")?;
         w.number(self.cpu_ns)?;
+        if let Some(io) = &self.io {
+            write_io(&mut w, io)?;
+        }
         w.text("}")?;
         Ok(w.len)
     }
+}
+
+/// Appends `,"io":{...}`.
+fn write_io(w: &mut Cursor<'_>, io: &IoStats) -> Result<(), JsonError> {
+    let fields = [
+        ("{\"seq_bytes\":", io.seq_bytes),
+        (",\"seq_ns\":", io.seq_ns),
+        (",\"rand_reads\":", io.rand_reads),
+        (",\"rand_ns\":", io.rand_ns),
+        (",\"rand_p50_ns\":", io.rand_p50_ns),
+        (",\"rand_p99_ns\":", io.rand_p99_ns),
+        (",\"writes\":", io.writes),
+        (",\"write_ns\":", io.write_ns),
+        (",\"write_p50_ns\":", io.write_p50_ns),
+        (",\"write_p99_ns\":", io.write_p99_ns),
+    ];
+    w.text(",\"io\":")?;
+    for (key, value) in fields {
+        w.text(key)?;
+        w.number(value)?;
+    }
+    match io.direct {
+        Some(true) => w.text(",\"direct\":true")?,
+        Some(false) => w.text(",\"direct\":false")?,
+        None => {}
+    }
+    w.text("}")
 }
 
 /// Writes the ready line `{"ready":true}` (no newline) into `out` and returns its length.
@@ -147,6 +181,7 @@ mod tests {
             elapsed_ns: 123456789,
             start_monotonic_ns: 10,
             cpu_ns: 120000000,
+            io: None,
         }
     }
 
@@ -176,6 +211,59 @@ mod tests {
         let mut out = [0u8; MAX_LINE_LEN];
         let n = r.write_json(&mut out).unwrap();
         assert_eq!(n, 321);
+        r.params.kernel = Kernel::Io;
+        r.io = Some(IoStats {
+            seq_bytes: u64::MAX,
+            seq_ns: u64::MAX,
+            rand_reads: u64::MAX,
+            rand_ns: u64::MAX,
+            rand_p50_ns: u64::MAX,
+            rand_p99_ns: u64::MAX,
+            writes: u64::MAX,
+            write_ns: u64::MAX,
+            write_p50_ns: u64::MAX,
+            write_p99_ns: u64::MAX,
+            direct: Some(false),
+        });
+        let n = r.write_json(&mut out).unwrap();
+        assert_eq!(n, 670);
+        assert!(n <= MAX_LINE_LEN);
+    }
+
+    #[test]
+    fn io_line_is_exact() {
+        let mut r = report();
+        r.params.kernel = Kernel::Io;
+        r.io = Some(IoStats {
+            seq_bytes: 1,
+            seq_ns: 2,
+            rand_reads: 3,
+            rand_ns: 4,
+            rand_p50_ns: 5,
+            rand_p99_ns: 6,
+            writes: 7,
+            write_ns: 8,
+            write_p50_ns: 9,
+            write_p99_ns: 10,
+            direct: Some(true),
+        });
+        let mut out = [0u8; MAX_LINE_LEN];
+        let n = r.write_json(&mut out).unwrap();
+        let line = core::str::from_utf8(&out[..n]).unwrap();
+        assert!(line.starts_with("{\"kernel\":\"io\","), "{line}");
+        assert!(
+            line.ends_with(concat!(
+                "\"cpu_ns\":120000000,\"io\":{\"seq_bytes\":1,\"seq_ns\":2,\"rand_reads\":3,",
+                "\"rand_ns\":4,\"rand_p50_ns\":5,\"rand_p99_ns\":6,\"writes\":7,\"write_ns\":8,",
+                "\"write_p50_ns\":9,\"write_p99_ns\":10,\"direct\":true}}"
+            )),
+            "{line}"
+        );
+        r.io = r.io.map(|io| IoStats { direct: None, ..io });
+        let n = r.write_json(&mut out).unwrap();
+        assert!(core::str::from_utf8(&out[..n])
+            .unwrap()
+            .ends_with("\"write_p99_ns\":10}}"));
     }
 
     #[test]

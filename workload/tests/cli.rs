@@ -330,3 +330,130 @@ fn monotonic_ns() -> u64 {
     assert_eq!(rc, 0);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// `io-image` then `run io` on it twice: one line with the io object, the same checksum, and the
+/// library's result on the same bytes. `dir` decides O_DIRECT (a disk-backed directory) or not.
+fn io_round_trip(dir: &std::path::Path) -> String {
+    let image = dir.join("disk.img");
+    let image = image.to_str().unwrap();
+    let out = workload(&["io-image", "--size", "262144", "--seed", "3", image]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::metadata(image).unwrap().len(), 262144);
+    let args = [
+        "run",
+        "io",
+        "--disk",
+        image,
+        "--size",
+        "262144",
+        "--iterations",
+        "50",
+        "--seed",
+        "9",
+    ];
+    let first = workload(&args);
+    let second = workload(&args);
+    assert!(
+        first.status.success() && second.status.success(),
+        "{first:?}"
+    );
+    let (a, b) = (
+        String::from_utf8(first.stdout).unwrap(),
+        String::from_utf8(second.stdout).unwrap(),
+    );
+    assert_eq!(field(&a, "checksum"), field(&b, "checksum"));
+    assert_eq!(field(&a, "kernel"), "io");
+    assert_eq!(field(&a, "rand_reads"), "50");
+    assert_eq!(field(&a, "writes"), "4");
+    assert_eq!(field(&a, "seq_bytes"), (60 * 4096).to_string());
+    assert!(field(&a, "seq_ns").parse::<u64>().unwrap() > 0);
+
+    let params = vclab_workload::Params {
+        kernel: vclab_workload::Kernel::Io,
+        size: 262144,
+        iterations: 50,
+        seed: 9,
+    };
+    let mut bytes = std::fs::read(image).unwrap();
+    let mut scratch = vec![0u8; params.scratch_len().unwrap()];
+    let mut disk = vclab_workload::io::SliceDisk::new(&mut bytes);
+    let lib = vclab_workload::run_io(&params, &mut scratch, &mut disk, &mut || 0u64).unwrap();
+    assert_eq!(field(&a, "checksum"), lib.checksum.to_string());
+    assert_eq!(field(&a, "ops"), lib.ops.to_string());
+    let stderr = String::from_utf8(first.stderr).unwrap();
+    format!("{}|{stderr}", field(&a, "direct"))
+}
+
+#[test]
+fn io_on_a_disk_backed_file_uses_o_direct() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fs = fs_type(dir.path());
+    let got = io_round_trip(dir.path());
+    if fs == "tmpfs" {
+        assert!(got.starts_with("false|"), "{got}");
+    } else {
+        assert_eq!(got, "true|", "filesystem {fs}");
+    }
+}
+
+/// tmpfs refused O_DIRECT before Linux 6.6 (buffered then, said on stderr and in the line);
+/// newer kernels accept it. Either way the line and stderr must agree.
+#[test]
+fn io_on_tmpfs_says_whether_it_read_direct() {
+    let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let got = io_round_trip(dir.path());
+    match got.split_once('|') {
+        Some(("true", "")) => {}
+        Some(("false", note)) => assert!(note.contains("O_DIRECT refused"), "{got}"),
+        _ => panic!("{got}"),
+    }
+}
+
+#[test]
+fn io_errors_are_one_line_and_exit_1_or_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("small.img");
+    let image = image.to_str().unwrap();
+    assert!(workload(&["io-image", "--size", "65536", image])
+        .status
+        .success());
+    let out = workload(&["run", "io", "--disk", image, "--size", "1048576"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("the disk has 128 sectors"), "{stderr}");
+    let missing = dir.path().join("missing.img");
+    let out = workload(&["run", "io", "--disk", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("cannot open the disk"));
+    for args in [&["run", "io"][..], &["io-image", "--size", "100", "x"][..]] {
+        let out = workload(args);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    }
+}
+
+/// The filesystem type of `path` from /proc/self/mounts (longest matching mount point).
+fn fs_type(path: &std::path::Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let path = path.canonicalize().unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split(' ');
+            let (_, point, fs) = (w.next()?, w.next()?, w.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), fs.to_owned()))
+        })
+        .max()
+        .map(|(_, fs)| fs)
+        .unwrap_or_default()
+}

@@ -18,7 +18,7 @@ fn freestanding_build_matches_the_std_results_and_cannot_panic() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines.len(), 5, "{stdout}");
     assert_eq!(lines[0], "{\"ready\":true}");
     let expected = [
         (Kernel::Cpu, 65536, 2),
@@ -41,6 +41,7 @@ fn freestanding_build_matches_the_std_results_and_cannot_panic() {
         );
         assert_eq!(*line, want);
     }
+    assert_eq!(lines[4], io_line(), "the io run");
 
     let disasm = Command::new("objdump")
         .arg("-d")
@@ -57,6 +58,41 @@ fn freestanding_build_matches_the_std_results_and_cannot_panic() {
         panic_calls.is_empty(),
         "panicking paths in the core: {panic_calls:#?}"
     );
+}
+
+/// The line the fixture's io run must print: the library on the same 16-block image.
+fn io_line() -> String {
+    use vclab_workload::io::{image_block, SliceDisk, BLOCK_SIZE};
+    let params = Params {
+        kernel: Kernel::Io,
+        size: 65536,
+        iterations: 20,
+        seed: 5,
+    };
+    let mut disk = vec![0u8; 16 * BLOCK_SIZE];
+    for (b, block) in disk.chunks_exact_mut(BLOCK_SIZE).enumerate() {
+        image_block(1, b as u64, block);
+    }
+    let mut scratch = vec![0u8; params.scratch_len().unwrap()];
+    let outcome = vclab_workload::run_io(
+        &params,
+        &mut scratch,
+        &mut SliceDisk::new(&mut disk),
+        &mut || 0,
+    )
+    .unwrap();
+    let report = vclab_workload::Report {
+        params,
+        checksum: outcome.checksum,
+        ops: outcome.ops,
+        elapsed_ns: 0,
+        start_monotonic_ns: 0,
+        cpu_ns: 0,
+        io: Some(outcome.stats),
+    };
+    let mut line = [0u8; vclab_workload::MAX_LINE_LEN];
+    let n = report.write_json(&mut line).unwrap();
+    String::from_utf8(line[..n].to_vec()).unwrap()
 }
 
 /// Writes a throwaway package around the fixture and builds it with the guest's flags.

@@ -72,3 +72,40 @@ fn every_kernel_gives_its_golden_checksum() {
         assert_eq!(outcome.ops, ops, "{kernel}: the op count changed");
     }
 }
+
+/// The io kernel at its defaults (16 MiB region, 1,024 random reads, seed 1) on the 16 MiB image
+/// of `vclab-workload io-image --size 16777216 --seed 1`: the host binary on that file (O_DIRECT)
+/// and the unikernel under QEMU on it as a virtio-blk disk printed this checksum and op count
+/// (2026-12-01).
+const GOLDEN_IO: (&str, u64) = (
+    "468edc982c95608757297e655b14889b117062a3004ba862172e2e66ab4cf1ec",
+    5184,
+);
+
+#[test]
+fn io_gives_its_golden_checksum_on_the_default_image() {
+    use vclab_workload::io::{image_block, SliceDisk, BLOCK_SIZE};
+    let params = Params::new(Kernel::Io);
+    assert_eq!(
+        (params.size, params.iterations, params.seed),
+        (16 << 20, 1024, 1)
+    );
+    let mut image = vec![0u8; params.size as usize];
+    for (b, block) in image.chunks_exact_mut(BLOCK_SIZE).enumerate() {
+        image_block(1, b as u64, block);
+    }
+    let mut scratch = vec![0u8; params.scratch_len().unwrap()];
+    let outcome = vclab_workload::run_io(
+        &params,
+        &mut scratch,
+        &mut SliceDisk::new(&mut image),
+        &mut || 0u64,
+    )
+    .unwrap();
+    assert_eq!(
+        outcome.checksum.to_string(),
+        GOLDEN_IO.0,
+        "io: the kernel's output changed"
+    );
+    assert_eq!(outcome.ops, GOLDEN_IO.1, "io: the op count changed");
+}

@@ -146,6 +146,12 @@ pub fn render(r: &Results, plots: &[Plot]) -> String {
         out += &format!("<li><b>{}</b>: {}.</li>", escape(&rows), escape(meaning));
     }
     out += "</ul>\n";
+    let io_rows = super::io_table::rows(r);
+    if !io_rows.is_empty() {
+        out += "<h2>The io kernel</h2>\n";
+        out += &html_table(super::io_table::HEADERS, &io_rows, "io");
+        out += &format!("<p>{}</p>\n", escape(super::io_table::NOTE));
+    }
     out += "<h2>Plots</h2>\n";
     for p in plots {
         out += &format!(

@@ -11,6 +11,8 @@
 pub mod course;
 pub mod export;
 pub mod html;
+pub mod io_image;
+pub mod io_table;
 pub mod isolation;
 pub mod oci;
 pub mod outliers;
@@ -86,6 +88,10 @@ pub struct Args {
     /// container, crun and runc rows; a few seconds, once per run).
     #[arg(long)]
     pub no_isolation: bool,
+    /// Where the io kernel's disk image (`vclab-io-<pid>.img`, removed at the end) is written:
+    /// a disk-backed file system, not tmpfs, which refuses the bare row's O_DIRECT.
+    #[arg(long, value_name = "DIR", default_value = io_image::DEFAULT_DIR)]
+    pub io_dir: PathBuf,
 }
 
 /// `2%`, `2` or `0.5%` → 0.02, 0.02, 0.005.
@@ -103,14 +109,15 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v / 100.0)
 }
 
-/// The workloads every runtime runs: each kernel with its default parameters.
+/// The workloads every runtime runs: each kernel with its default parameters (the io kernel
+/// only on the rows that can attach its disk image).
 pub fn default_workloads() -> Vec<record::WorkloadSpec> {
     scaled_workloads(1)
 }
 
 /// Each kernel with its default size and seed and `scale` × its default iterations.
 pub fn scaled_workloads(scale: u64) -> Vec<record::WorkloadSpec> {
-    vclab_workload::Kernel::ALL
+    vclab_workload::Kernel::EVERY
         .iter()
         .map(|k| record::WorkloadSpec {
             kernel: k.name().to_string(),
@@ -168,7 +175,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         pin_self(0);
         1
     });
-    let harness = Harness::start(Some(&vclab)).context("cannot set up the harness state")?;
+    let harness =
+        Arc::new(Harness::start(Some(&vclab)).context("cannot set up the harness state")?);
+    let workloads = scaled_workloads(args.scale);
+    let io_image = io_disk_image(&args.io_dir, &workloads, &harness)?;
     let env = runtime::Env {
         workload: runtime::env::find_workload(&manifest, &vclab),
         vclab,
@@ -178,7 +188,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         linux,
         linux_reference: args.linux,
         instance_cpu,
-        harness: Some(Arc::new(harness)),
+        harness: Some(harness),
+        io_disk: io_image.as_ref().map(|i| i.path().to_path_buf()),
     };
     let artifacts = env
         .manifest
@@ -202,7 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             warmup: args.warmup.unwrap_or(1),
             runs: args.runs.unwrap_or(if args.quick { 3 } else { 15 }).max(1),
             linux,
-            workloads: scaled_workloads(args.scale),
+            workloads,
             precision: args.precision,
             max_time_s: args.precision.map(|_| args.max_time.unwrap_or(600)),
             pinned: instance_cpu.is_some(),
@@ -225,6 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     render::write_report(&results, &dir)?;
     println!("{}", dir.join("report.html").display());
     drop(env);
+    drop(io_image);
     let mismatch = results.cases.iter().any(|c| {
         c.failure
             .as_ref()
@@ -235,6 +247,30 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The io kernel's disk image for the run, when a workload needs one: in `dir`, recorded with the
+/// harness's guard.
+fn io_disk_image(
+    dir: &std::path::Path,
+    workloads: &[record::WorkloadSpec],
+    harness: &Arc<Harness>,
+) -> anyhow::Result<Option<io_image::IoImage>> {
+    let Some(spec) = workloads
+        .iter()
+        .find(|w| vclab_workload::Kernel::from_name(&w.kernel).is_some_and(|k| k.needs_disk()))
+    else {
+        return Ok(None);
+    };
+    if io_image::on_tmpfs(dir) {
+        eprintln!(
+            "vclab compare: --io-dir {} is a tmpfs: O_DIRECT is refused there, so bare and the \
+             containers read it buffered (give a disk-backed directory)",
+            dir.display()
+        );
+    }
+    let image = io_image::IoImage::create(dir, spec.size, spec.seed, Some(harness.clone()))?;
+    Ok(Some(image))
 }
 
 /// Refuses bad arguments before anything is created or started, so that a refused run leaves
@@ -272,6 +308,13 @@ fn check_args(args: &Args) -> anyhow::Result<()> {
                 &flag[2..]
             );
         }
+    }
+    if !args.io_dir.is_dir() {
+        anyhow::bail!(
+            "--io-dir {}: not a directory; give an existing directory on a disk-backed file system \
+             for the io kernel's image",
+            args.io_dir.display()
+        );
     }
     if let Some(out) = args.out.as_deref().filter(|o| o.exists() && !o.is_dir()) {
         anyhow::bail!(
@@ -336,6 +379,6 @@ mod tests {
     fn default_workloads_cover_every_kernel() {
         let w = default_workloads();
         let names: Vec<&str> = w.iter().map(|s| s.kernel.as_str()).collect();
-        assert_eq!(names, ["cpu", "mem-bw", "mem-lat"]);
+        assert_eq!(names, ["cpu", "mem-bw", "mem-lat", "io"]);
     }
 }

@@ -112,6 +112,16 @@ pub fn oci_config(rootfs: &Path, args: &[String], cgroups_path: &str) -> serde_j
     })
 }
 
+/// Adds a read-write bind mount of the host file `source` at `destination` to an OCI `config`
+/// (after its other mounts, so a destination under the `/dev` tmpfs lands in that tmpfs).
+pub fn add_bind(config: &mut serde_json::Value, source: &Path, destination: &str) {
+    let bind = json!({"destination": destination, "type": "bind", "source": source,
+        "options": ["rbind", "rw", "nosuid", "nodev"]});
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        mounts.push(bind);
+    }
+}
+
 impl Bundle {
     /// Writes a bundle whose process is `args`, over `rootfs` (resolved: runc
     /// refuses a symlinked rootfs). With a `harness`, the container is
@@ -121,6 +131,19 @@ impl Bundle {
         bin: PathBuf,
         rootfs: &Path,
         args: &[String],
+        seq: u64,
+        harness: Option<Arc<Harness>>,
+    ) -> Result<Self, OciError> {
+        Self::create_with(runtime, bin, rootfs, args, &[], seq, harness)
+    }
+
+    /// [`Bundle::create`] with `binds` (host file, container path) bind-mounted read-write.
+    pub fn create_with(
+        runtime: OciRuntime,
+        bin: PathBuf,
+        rootfs: &Path,
+        args: &[String],
+        binds: &[(&Path, &str)],
         seq: u64,
         harness: Option<Arc<Harness>>,
     ) -> Result<Self, OciError> {
@@ -135,7 +158,10 @@ impl Bundle {
         };
         let dir = files_dir(harness.as_deref(), tag, seq)?;
         let id = format!("vclab-compare-{}-{tag}-{seq}", std::process::id());
-        let config = oci_config(&rootfs, args, &format!("/{id}"));
+        let mut config = oci_config(&rootfs, args, &format!("/{id}"));
+        for (source, destination) in binds {
+            add_bind(&mut config, source, destination);
+        }
         let file = dir.join("config.json");
         write(&file, &config.to_string())?;
         if let Some(h) = &harness {
@@ -237,6 +263,25 @@ mod tests {
         assert_eq!(c["linux"]["cgroupsPath"], "/vclab-x");
         assert_eq!(c["process"]["args"][0], "/bin/true");
         assert_eq!(c["mounts"].as_array().map(Vec::len), Some(0));
+    }
+
+    #[test]
+    fn binds_come_after_the_dev_tmpfs_read_write() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("dev")).unwrap();
+        let mut c = oci_config(rootfs.path(), &["/bin/true".into()], "/vclab-x");
+        add_bind(
+            &mut c,
+            Path::new("/var/tmp/vclab-io-1.img"),
+            "/dev/vclab-io.img",
+        );
+        let mounts = c["mounts"].as_array().unwrap();
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0]["destination"], "/dev");
+        assert_eq!(mounts[1]["destination"], "/dev/vclab-io.img");
+        assert_eq!(mounts[1]["source"], "/var/tmp/vclab-io-1.img");
+        let options = mounts[1]["options"].as_array().unwrap();
+        assert!(options.iter().any(|o| o == "rw") && !options.iter().any(|o| o == "ro"));
     }
 
     #[test]

@@ -184,6 +184,10 @@ pub struct Sample {
     /// 0 when it was born there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_attach_ms: Option<f64>,
+    /// The io kernel's figures from its result line (absent for the other kernels and in
+    /// files written before the io kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<vclab_contract::io::IoStats>,
 }
 
 /// Summaries of one case, plus its comparisons.
@@ -304,4 +308,34 @@ fn first_seen<'a, T: PartialEq + Clone + 'a>(names: impl Iterator<Item = &'a T>)
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_results_file_from_before_the_io_kernel_loads() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let r = Results::load(&golden).unwrap();
+        assert!(!r.cases.is_empty());
+        assert!(r
+            .cases
+            .iter()
+            .all(|c| c.samples.iter().all(|s| s.io.is_none())));
+        // And a sample with io figures survives a save and a load; one without writes no key.
+        let mut s = Sample {
+            io: Some(vclab_contract::io::IoStats {
+                seq_bytes: 1 << 20,
+                seq_ns: 1000,
+                direct: Some(true),
+                ..Default::default()
+            }),
+            ..Sample::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Sample>(&text).unwrap(), s);
+        s.io = None;
+        assert!(!serde_json::to_string(&s).unwrap().contains("\"io\""));
+    }
 }

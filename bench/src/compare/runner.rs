@@ -110,6 +110,14 @@ pub fn plan_cases(rows: &[Box<dyn Runtime>], env: &Env, specs: &[WorkloadSpec]) 
                     NO_USERSPACE.to_string()
                 });
             }
+            let needs_disk = vclab_contract::params::Kernel::from_name(&spec.kernel)
+                .is_some_and(|k| k.needs_disk());
+            if needs_disk && c.status == Status::Measured {
+                if let Some(why) = rt.io_skip(env) {
+                    c.status = Status::Skipped;
+                    c.reason = Some(why);
+                }
+            }
             cases.push(c);
         }
     }
@@ -330,6 +338,14 @@ pub fn execute(
     for (rt, kernels, why) in table::skipped_lines(results) {
         progress.line(&format!("not run: {rt} ({kernels}): {why}"));
     }
+    let io_rows = super::io_table::rows(results);
+    if !io_rows.is_empty() {
+        progress.line(&format!("io kernel ({}):", super::io_table::NOTE));
+        progress.line(&super::io_table::HEADERS.join(" | "));
+        for row in io_rows {
+            progress.line(&row.join(" | "));
+        }
+    }
     progress.bar.finish_and_clear();
     Ok(())
 }
@@ -437,6 +453,36 @@ mod tests {
         let runc = r.case(RuntimeId::Runc, "cpu").unwrap();
         assert_eq!(runc.status, Status::Measured);
         assert_eq!(runc.samples.len(), 4);
+    }
+
+    #[test]
+    fn io_cases_are_skipped_with_the_rows_reason() {
+        let mut r = results(1);
+        r.config.workloads.push(WorkloadSpec {
+            kernel: "io".into(),
+            size: 1 << 20,
+            iterations: 4,
+            seed: 1,
+        });
+        run(
+            vec![
+                MockRuntime::ok(RuntimeId::Bare, 1.0, 100.0),
+                MockRuntime::ok(RuntimeId::Container, 4.0, 98.0),
+            ],
+            &mut r,
+        );
+        // The mocks attach no disk: their io cases are skipped, their cpu cases measured.
+        for rt in [RuntimeId::Bare, RuntimeId::Container] {
+            let io = r.case(rt, "io").unwrap();
+            assert_eq!(io.status, Status::Skipped);
+            assert!(
+                io.reason.as_deref().unwrap().contains("disk"),
+                "{:?}",
+                io.reason
+            );
+            assert!(io.samples.is_empty());
+            assert_eq!(r.case(rt, "cpu").unwrap().status, Status::Measured);
+        }
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct WorkloadLine {
     /// CPU time of the kernel, ns (0 in the unikernel; absent from older workloads).
     #[serde(default)]
     pub cpu_ns: u64,
+    /// The io kernel's throughput and latency (absent from the other kernels' lines).
+    #[serde(default)]
+    pub io: Option<vclab_contract::io::IoStats>,
 }
 
 impl WorkloadLine {
@@ -86,5 +89,26 @@ mod tests {
         let other = WorkloadSpec { seed: 2, ..spec };
         assert!(w.check(&other).is_err());
         assert!(WorkloadLine::find(["nothing", "{\"kernel\":1}"]).is_none());
+        assert_eq!(w.io, None);
+    }
+
+    #[test]
+    fn the_io_kernels_line_carries_its_stats() {
+        let line = "{\"kernel\":\"io\",\"size\":16777216,\"iterations\":1024,\"seed\":1,\"checksum\":\"468edc98\",\"ops\":5000,\"elapsed_ns\":2000000,\"start_monotonic_ns\":5,\"cpu_ns\":10,\"io\":{\"seq_bytes\":15728640,\"seq_ns\":1000000,\"rand_reads\":1024,\"rand_ns\":512000,\"rand_p50_ns\":400,\"rand_p99_ns\":900,\"writes\":64,\"write_ns\":64000,\"write_p50_ns\":1000,\"write_p99_ns\":2000,\"direct\":true}}";
+        let w = WorkloadLine::find([line]).unwrap();
+        let io = w.io.unwrap();
+        assert_eq!(io.rand_p99_ns, 900);
+        assert_eq!(io.direct, Some(true));
+        assert_eq!(io.rand_iops(), Some(2_000_000.0));
+        // A guest's line has no "direct".
+        let guest = line.replace(",\"direct\":true", "");
+        assert_eq!(
+            WorkloadLine::find([guest.as_str()])
+                .unwrap()
+                .io
+                .unwrap()
+                .direct,
+            None
+        );
     }
 }

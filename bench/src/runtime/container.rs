@@ -8,8 +8,8 @@ use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
 use super::hold::{self, Held, HoldOptions};
-use super::host::{interpret_process, workload_args};
-use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
+use super::host::{disk_for, interpret_process, workload_args};
+use super::{fail, Env, Launch, Runtime, RuntimeId, Workload, CONTAINER_DISK};
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::Observed;
 
@@ -44,15 +44,28 @@ impl Runtime for VclabContainer {
         first_reason(&[need(env.artifact("rootfs"))])
     }
 
+    fn io_skip(&self, env: &Env) -> Option<String> {
+        env.io_disk().err()
+    }
+
     fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {
         let rootfs = env
             .artifact("rootfs")
             .map_err(|e| fail(Failure::SetupFailed, e))?;
+        let disk = disk_for(env, workload)?;
         let mut argv = env.launcher_argv();
         argv.push("--rootfs".into());
         argv.push(rootfs.into());
+        if let Some(disk) = &disk {
+            // The image, read-write (the io kernel writes its scratch area).
+            let mut bind = std::ffi::OsString::from(disk);
+            bind.push(format!(":{CONTAINER_DISK}"));
+            argv.push("-v".into());
+            argv.push(bind);
+        }
         argv.extend(["--json", "--", "/bin/vclab-workload"].map(Into::into));
-        argv.extend(workload_args(workload));
+        let inside = disk.as_ref().map(|_| std::path::Path::new(CONTAINER_DISK));
+        argv.extend(workload_args(workload, inside));
         Ok(Launch::argv(env, argv))
     }
 
@@ -75,7 +88,7 @@ impl Runtime for VclabContainer {
                 .map_err(|e| fail(Failure::SetupFailed, e))?;
             let mut args: Vec<std::ffi::OsString> = vec!["--rootfs".into(), rootfs.into()];
             args.extend(["--", "/bin/vclab-workload"].map(Into::into));
-            args.extend(workload_args(&Workload::Idle));
+            args.extend(workload_args(&Workload::Idle, None));
             return hold::hold_vclab_detached(
                 &bin,
                 &id,
@@ -167,6 +180,34 @@ mod tests {
         let crun = super::super::of(RuntimeId::Crun);
         let s = container_run(crun.as_ref(), REPORT).unwrap();
         assert_eq!((s.cgroup_placement, s.cgroup_attach_ms), (None, None));
+    }
+
+    #[test]
+    fn the_io_image_is_bind_mounted_read_write_and_passed_inside() {
+        let rootfs = tempfile::tempdir().unwrap();
+        let env = crate::runtime::mock::env_with(
+            &[("rootfs", rootfs.path())],
+            Some("/var/tmp/vclab-io-9.img"),
+        );
+        let io = Workload::Run(WorkloadSpec {
+            kernel: "io".into(),
+            ..spec()
+        });
+        let l = VclabContainer.launch(&env, &io, 1).unwrap();
+        let argv = crate::runtime::mock::words(&l.spawn.argv);
+        let v = argv.iter().position(|a| a == "-v").unwrap();
+        assert_eq!(
+            argv[v + 1],
+            format!("/var/tmp/vclab-io-9.img:{CONTAINER_DISK}")
+        );
+        let dashes = argv.iter().position(|a| a == "--").unwrap();
+        assert!(v < dashes, "{argv:?}");
+        assert_eq!(&argv[argv.len() - 2..], ["--disk", CONTAINER_DISK]);
+        // The other kernels get no bind mount.
+        let l = VclabContainer
+            .launch(&env, &Workload::Run(spec()), 2)
+            .unwrap();
+        assert!(!l.spawn.argv.iter().any(|a| a == "-v"));
     }
 
     #[test]

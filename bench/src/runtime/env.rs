@@ -34,6 +34,8 @@ pub struct Env {
     /// The harness's state entry (instance files live there; its guard
     /// cleans up after a killed harness). `None`: files go to the temp dir.
     pub harness: Option<Arc<Harness>>,
+    /// The io kernel's disk image of this run (`None`: io cases are skipped).
+    pub io_disk: Option<PathBuf>,
 }
 
 impl Env {
@@ -49,6 +51,7 @@ impl Env {
             linux_reference: false,
             instance_cpu: None,
             harness: None,
+            io_disk: None,
         }
     }
 
@@ -103,6 +106,13 @@ impl Env {
             "vclab-workload is not built (cargo build -p vclab-workload --release, or scripts/guest-images.sh)"
                 .to_string()
         })
+    }
+
+    /// The io kernel's disk image, or why there is none.
+    pub fn io_disk(&self) -> Result<&Path, String> {
+        self.io_disk
+            .as_deref()
+            .ok_or_else(|| "no io disk image was made for this run".to_string())
     }
 
     /// Whether this host can run VMs at all.

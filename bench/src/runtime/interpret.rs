@@ -50,6 +50,7 @@ pub fn result_line(
     s.checksum = Some(line.checksum.clone());
     s.score_ops_per_s = line.score();
     s.workload_cpu_ms = (line.cpu_ns > 0).then(|| line.cpu_ns as f64 / 1e6);
+    s.io = line.io;
     Ok(line)
 }
 

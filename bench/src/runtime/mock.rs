@@ -136,3 +136,34 @@ impl Runtime for MockRuntime {
         }
     }
 }
+
+/// An environment whose manifest lists `artifacts` (name, path) and whose io disk image is
+/// `io_disk`: for the argv tests of the rows.
+pub fn env_with(artifacts: &[(&str, &std::path::Path)], io_disk: Option<&str>) -> Env {
+    let mut env = Env::bare("/x/vclab".into());
+    let artifacts = artifacts
+        .iter()
+        .map(|(name, path)| {
+            let a = vclab_vmm::cache::Artifact {
+                path: path.to_path_buf(),
+                kind: "file".into(),
+                size: 0,
+                sha256: String::new(),
+            };
+            (name.to_string(), a)
+        })
+        .collect();
+    env.manifest = Ok(vclab_vmm::cache::Manifest {
+        version: 1,
+        artifacts,
+    });
+    env.io_disk = io_disk.map(Into::into);
+    env
+}
+
+/// `argv` as strings.
+pub fn words(argv: &[std::ffi::OsString]) -> Vec<String> {
+    argv.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}

@@ -29,6 +29,15 @@ use crate::compare::oci::Bundle;
 use crate::compare::record::{Sample, WorkloadSpec};
 use crate::spawn::{Observed, Policy, SpawnError, SpawnSpec, Spawned};
 
+/// Where the container rows see the io disk image (bind-mounted read-write): under `/dev`, a
+/// tmpfs in every container, so no mount point is created in the shared read-only rootfs.
+pub const CONTAINER_DISK: &str = "/dev/vclab-io.img";
+
+/// Whether `workload` runs the io kernel (it needs the run's disk image).
+pub fn needs_disk(workload: &Workload) -> bool {
+    matches!(workload, Workload::Run(s) if vclab_contract::params::Kernel::from_name(&s.kernel).is_some_and(|k| k.needs_disk()))
+}
+
 /// Guest RAM given to peer VMMs, MiB.
 pub const PEER_GUEST_MIB: u64 = 128;
 
@@ -142,6 +151,11 @@ pub trait Runtime: Send + Sync {
     /// (guest userspace cannot run the workload).
     fn boot_only(&self, _env: &Env) -> bool {
         false
+    }
+
+    /// Why the row cannot run the io kernel (`None`: it can, with [`Env::io_disk`] attached).
+    fn io_skip(&self, _env: &Env) -> Option<String> {
+        Some("this row has no way to attach the io kernel's disk image".into())
     }
 
     /// Prepares one instance of `workload` (`seq` makes names unique).

@@ -15,6 +15,7 @@ use vclab_contract::{Failure, FailureReport};
 
 use super::env::{first_reason, need};
 use super::hold::{self, Held, HoldOptions};
+use super::host::disk_for;
 use super::interpret::{base_sample, expect_exit, need_start, result_line};
 use super::vm::{interpret_boot, linux_skip, LINUX_TIMEOUT};
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload, PEER_GUEST_MIB};
@@ -122,6 +123,24 @@ fn qemu_microvm_args() -> Vec<OsString> {
     .collect()
 }
 
+/// QEMU's arguments attaching `disk` as the io kernel's virtio-blk disk: a modern (version 2)
+/// virtio-mmio transport, with ACPI off so that microvm appends the transport's
+/// `virtio_mmio.device=` to the guest command line (the unikernel reads it there); the drive
+/// with `cache=none` (O_DIRECT: no host page cache, as vclab-vmm's `--disk …,direct` and bare's
+/// O_DIRECT reads).
+pub fn qemu_disk_args(argv: &mut Vec<OsString>, disk: &std::path::Path) {
+    if let Some(m) = argv.iter().position(|a| a == "-M").map(|i| i + 1) {
+        if let Some(machine) = argv.get_mut(m) {
+            machine.push(",acpi=off");
+        }
+    }
+    argv.extend(["-global", "virtio-mmio.force-legacy=false", "-drive"].map(OsString::from));
+    let mut drive = OsString::from("id=d0,format=raw,if=none,cache=none,file=");
+    drive.push(disk);
+    argv.push(drive);
+    argv.extend(["-device", "virtio-blk-device,drive=d0"].map(OsString::from));
+}
+
 /// Gives a peer's launch `mib` of guest RAM instead of [`PEER_GUEST_MIB`].
 fn set_guest_mib(peer: Peer, launch: &mut Launch, mib: u64) -> Result<(), FailureReport> {
     let argv = &mut launch.spawn.argv;
@@ -187,6 +206,19 @@ impl Runtime for PeerVmm {
         first_reason(&[env.vm_works(), installed, need(env.artifact("unikernel"))])
     }
 
+    fn io_skip(&self, env: &Env) -> Option<String> {
+        match self.peer {
+            Peer::Qemu => env.io_disk().err(),
+            Peer::Firecracker => {
+                Some("the io disk is not wired into Firecracker's `drives` config yet".into())
+            }
+            Peer::CloudHypervisor => {
+                Some("the io disk is not wired into Cloud Hypervisor's --disk yet".into())
+            }
+            Peer::QemuLinux => Some("a Linux boot reference only".into()),
+        }
+    }
+
     fn boot_only(&self, _env: &Env) -> bool {
         // QEMU has no lab control device to time a Linux guest's workload by.
         self.peer == Peer::QemuLinux
@@ -205,6 +237,9 @@ impl Runtime for PeerVmm {
                 argv.push(env.artifact("unikernel").map_err(setup)?.into());
                 argv.push("-append".into());
                 argv.push(cmdline.into());
+                if let Some(disk) = disk_for(env, workload)? {
+                    qemu_disk_args(&mut argv, &disk);
+                }
             }
             Peer::Firecracker => {
                 let cfg = crate::compare::oci::firecracker_config(
@@ -250,6 +285,7 @@ impl Runtime for PeerVmm {
                         pvm_quirks: env.pvm(),
                         pvm_smp_quirks: false,
                         tsc_khz: None,
+                        virtio_mmio: &[],
                         user: &guest_cmdline(workload, None),
                     },
                     2048,
@@ -333,5 +369,60 @@ mod tests {
             "vclab.kernel=mem-bw vclab.size=4096 vclab.iterations=3 vclab.seed=9 vclab.tsc_khz=2600000"
         );
         assert_eq!(guest_cmdline(&Workload::Idle, None), "vclab.kernel=idle");
+    }
+
+    #[test]
+    fn qemu_gets_a_modern_virtio_blk_drive_for_io_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (qemu, unikernel) = (dir.path().join("qemu"), dir.path().join("uk.elf"));
+        std::fs::write(&unikernel, b"").unwrap();
+        let mut env = crate::runtime::mock::env_with(
+            &[("unikernel", &unikernel)],
+            Some("/var/tmp/vclab-io-5.img"),
+        );
+        env.host.peers.push(crate::host::PeerInfo {
+            name: "qemu-system-x86_64".into(),
+            path: Some(qemu),
+            ..Default::default()
+        });
+        let io = Workload::Run(WorkloadSpec {
+            kernel: "io".into(),
+            size: 16 << 20,
+            iterations: 4,
+            seed: 1,
+        });
+        let argv =
+            crate::runtime::mock::words(&PeerVmm::qemu().launch(&env, &io, 1).unwrap().spawn.argv);
+        let at = |flag: &str| {
+            let i = argv.iter().position(|a| a == flag).unwrap();
+            argv[i + 1].clone()
+        };
+        assert_eq!(at("-M"), "microvm,x-option-roms=off,rtc=off,acpi=off");
+        assert_eq!(at("-global"), "virtio-mmio.force-legacy=false");
+        assert_eq!(
+            at("-drive"),
+            "id=d0,format=raw,if=none,cache=none,file=/var/tmp/vclab-io-5.img"
+        );
+        assert_eq!(at("-device"), "isa-debug-exit");
+        assert!(argv.iter().any(|a| a == "virtio-blk-device,drive=d0"));
+        assert!(at("-append").contains("vclab.kernel=io"));
+        // Other kernels: no drive, ACPI as before.
+        let cpu = Workload::Run(WorkloadSpec {
+            kernel: "cpu".into(),
+            size: 4096,
+            iterations: 1,
+            seed: 1,
+        });
+        let argv =
+            crate::runtime::mock::words(&PeerVmm::qemu().launch(&env, &cpu, 2).unwrap().spawn.argv);
+        assert!(
+            !argv.iter().any(|a| a == "-drive" || a.contains("acpi=off")),
+            "{argv:?}"
+        );
+        // Without the image the io run is a setup failure, and the row says why it skips.
+        env.io_disk = None;
+        assert!(PeerVmm::qemu().io_skip(&env).is_some());
+        assert!(PeerVmm::qemu().launch(&env, &io, 3).is_err());
+        assert!(PeerVmm::firecracker().io_skip(&env).is_some());
     }
 }

@@ -11,6 +11,7 @@ use vclab_vmm::VmReport;
 
 use super::env::{first_reason, need};
 use super::hold::{self, Held, HoldOptions};
+use super::host::disk_for;
 use super::interpret::{base_sample, expect_exit, need_start, result_line, vm_failure};
 use super::peer_vmm::guest_cmdline;
 use super::{fail, Env, Launch, Runtime, RuntimeId, Workload};
@@ -152,6 +153,17 @@ impl Runtime for VclabVm {
         !matches!(self.guest, Guest::Unikernel { .. }) && !env.linux_userspace()
     }
 
+    fn io_skip(&self, env: &Env) -> Option<String> {
+        match self.guest {
+            Guest::Unikernel { .. } => env.io_disk().err(),
+            Guest::Linux | Guest::Distro => Some(
+                "the Linux guest's init does not run the io kernel on /dev/vda yet (and on kvm_pvm \
+                 its userspace cannot run at all)"
+                    .into(),
+            ),
+        }
+    }
+
     fn launch(&self, env: &Env, workload: &Workload, _seq: u64) -> Result<Launch, FailureReport> {
         let setup = |e: String| fail(Failure::SetupFailed, e);
         let mut argv = env.vmm_argv();
@@ -167,6 +179,15 @@ impl Runtime for VclabVm {
                 } else {
                     // The UART on stdout, as under the peer VMMs.
                     argv.extend(["--lab-device", "off"].map(Into::into));
+                }
+                if let Some(disk) = disk_for(env, workload)? {
+                    // virtio-blk over the image, read-write, O_DIRECT as bare's and the
+                    // containers' reads (no host page cache on any row); the VMM appends
+                    // virtio_mmio.device=.
+                    argv.push("--disk".into());
+                    let mut spec = std::ffi::OsString::from(disk);
+                    spec.push(",direct");
+                    argv.push(spec);
                 }
                 if memory_bound(workload) {
                     // Guest RAM on transparent huge pages, as QEMU madvises its own.
@@ -262,5 +283,52 @@ impl Runtime for VclabVm {
         s.guest_ram_kib = Some(report.guest_ram_kib);
         s.guest_touched_kib = report.guest_touched_kib;
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::mock::{env_with, words};
+
+    fn io() -> Workload {
+        Workload::Run(WorkloadSpec {
+            kernel: "io".into(),
+            size: 16 << 20,
+            iterations: 4,
+            seed: 1,
+        })
+    }
+
+    #[test]
+    fn the_unikernel_rows_attach_the_image_for_io_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let uk = dir.path().join("uk.elf");
+        std::fs::write(&uk, b"").unwrap();
+        let env = env_with(&[("unikernel", &uk)], Some("/var/tmp/vclab-io-3.img"));
+        for lab in [true, false] {
+            let row = VclabVm::unikernel(lab);
+            assert_eq!(row.io_skip(&env), None);
+            let argv = words(&row.launch(&env, &io(), 1).unwrap().spawn.argv);
+            let d = argv.iter().position(|a| a == "--disk").unwrap();
+            assert_eq!(argv[d + 1], "/var/tmp/vclab-io-3.img,direct");
+            let c = argv.iter().position(|a| a == "--cmdline").unwrap();
+            assert!(
+                argv[c + 1].starts_with("vclab.kernel=io "),
+                "{}",
+                argv[c + 1]
+            );
+            let cpu = Workload::Run(WorkloadSpec {
+                kernel: "cpu".into(),
+                size: 4096,
+                iterations: 1,
+                seed: 1,
+            });
+            let argv = words(&row.launch(&env, &cpu, 2).unwrap().spawn.argv);
+            assert!(!argv.iter().any(|a| a == "--disk"));
+        }
+        assert!(VclabVm::linux().io_skip(&env).is_some());
+        let no_image = env_with(&[("unikernel", &uk)], None);
+        assert!(VclabVm::unikernel(true).io_skip(&no_image).is_some());
     }
 }

@@ -77,20 +77,18 @@ impl Harness {
         restore_default_sigint();
         let root = state_root();
         let dir = root.join(format!("harness-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let h = Harness {
-            dir,
-            guard: Mutex::new(None),
-        };
+        // The guard starts before the entry exists: a harness killed at any moment after
+        // the directory is made has a guard to remove it (it cleans what it finds).
+        let guard = guard_exe.map(|exe| spawn_guard(exe, &dir)).transpose()?;
         // The entry's owner is the guard when there is one: it outlives the
         // harness until it has cleaned up, so a launcher sweeping dead owners
         // never removes the entry (and its container records) first.
-        let mut owner = std::process::id();
-        if let Some(exe) = guard_exe {
-            let child = spawn_guard(exe, &h.dir)?;
-            owner = child.id();
-            *h.guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
-        }
+        let owner = guard.as_ref().map_or(std::process::id(), Child::id);
+        let h = Harness {
+            dir,
+            guard: Mutex::new(guard),
+        };
+        std::fs::create_dir_all(&h.dir).map_err(write_err(&h.dir))?;
         h.write_owner(owner)?;
         Ok(h)
     }
@@ -130,6 +128,20 @@ impl Harness {
         replace(&d.join(id), &format!("{runtime} {}\n", bin.display()))
     }
 
+    /// Records a file outside the entry that the run made (an io disk image on a disk-backed
+    /// file system), for the guard to remove after a SIGKILL; the run removes it itself
+    /// otherwise, then calls [`Harness::unregister_path`].
+    pub fn register_path(&self, path: &Path) -> Result<(), GuardError> {
+        let d = self.dir.join(PATHS_DIR);
+        std::fs::create_dir_all(&d).map_err(write_err(&d))?;
+        replace(&d.join(path_record(path)), &format!("{}\n", path.display()))
+    }
+
+    /// Forgets a file recorded with [`Harness::register_path`].
+    pub fn unregister_path(&self, path: &Path) {
+        let _ = std::fs::remove_file(self.dir.join(PATHS_DIR).join(path_record(path)));
+    }
+
     /// Forgets an OCI container that has been deleted.
     pub fn unregister_oci(&self, id: &str) {
         let _ = std::fs::remove_file(self.dir.join(OCI_DIR).join(id));
@@ -164,6 +176,40 @@ pub fn restore_default_sigint() {
 
 /// The entry's folder of OCI container records.
 const OCI_DIR: &str = "oci.d";
+
+/// The entry's folder of records of files made outside it ([`Harness::register_path`]).
+const PATHS_DIR: &str = "paths.d";
+
+/// A record's name for `path`: its bytes in hex (unique, no `/`, never starting with `.`).
+fn path_record(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Removes the files recorded in `dir/paths.d` (only names starting with `vclab`: a record is
+/// never a way to delete anything else).
+fn remove_recorded_paths(dir: &Path) {
+    for e in std::fs::read_dir(dir.join(PATHS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let path = Path::new(text.trim_end_matches('\n'));
+        let ours = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vclab"));
+        if ours && path.is_absolute() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 
 /// Writes `path` through a temporary file and a rename: a launcher sweeping
 /// `/run/vclab` meanwhile reads the old file or the new one, never an empty
@@ -256,12 +302,32 @@ pub fn clean(dir: &Path) {
             continue;
         };
         if let Some((runtime, bin)) = text.trim_end().split_once(' ') {
-            delete_oci(runtime, Path::new(bin), &id);
+            delete_until_gone(runtime, Path::new(bin), &id, dir.parent());
         }
         remove_oci_cgroups(Path::new(CGROUP_ROOT), &id);
     }
+    remove_recorded_paths(dir);
     let owner = std::fs::read_to_string(dir.join("pid")).unwrap_or_default();
     vclab_container::state::remove_entry(dir, &owner);
+}
+
+/// How long [`clean`] retries the delete of a vclab container whose entry stays.
+const DELETE_RETRY: Duration = Duration::from_secs(5);
+
+/// `BIN delete -f ID`, again every 100 ms while a vclab container's entry `root/ID` is still
+/// there, for up to [`DELETE_RETRY`]: a launcher killed with its harness mid-hand-over can sit
+/// unreaped (this host's PID 1 reaps late) and still look alive to the first delete, which
+/// then leaves the entry that its container took over a moment before.
+fn delete_until_gone(runtime: &str, bin: &Path, id: &str, root: Option<&Path>) {
+    let deadline = Instant::now() + DELETE_RETRY;
+    loop {
+        delete_oci(runtime, bin, id);
+        let left = runtime == "vclab-container" && root.is_some_and(|r| r.join(id).exists());
+        if !left || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Where the cgroup hierarchies are mounted.
@@ -370,5 +436,33 @@ mod tests {
         remove_oci_cgroups(root, "other");
         remove_oci_cgroups(root, "../memory");
         assert!(root.join("memory/other").exists());
+    }
+
+    #[test]
+    fn recorded_paths_are_removed_with_the_entry_and_only_lab_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = tmp.path().join("harness-1");
+        std::fs::create_dir_all(&entry).unwrap();
+        let h = Harness {
+            dir: entry.clone(),
+            guard: Mutex::new(None),
+        };
+        let img = tmp.path().join("vclab-io-1.img");
+        let other = tmp.path().join("precious.img");
+        let forgotten = tmp.path().join("vclab-io-2.img");
+        for f in [&img, &other, &forgotten] {
+            std::fs::write(f, b"x").unwrap();
+            h.register_path(f).unwrap();
+        }
+        h.unregister_path(&forgotten);
+        std::mem::forget(h);
+        clean(&entry);
+        assert!(!img.exists(), "a recorded lab file is removed");
+        assert!(other.exists(), "a file without a lab name is kept");
+        assert!(
+            forgotten.exists(),
+            "an unregistered file is not the guard's"
+        );
+        assert!(!entry.exists());
     }
 }

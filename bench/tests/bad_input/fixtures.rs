@@ -116,6 +116,25 @@ pub fn make() -> Fixtures {
     let initrd = std::fs::File::create(d.join("initrd-8m")).unwrap();
     initrd.set_len(8 << 20).unwrap();
     write(d, "a-file", b"a file, not a directory\n");
+    // Disk images: one not a whole number of sectors, one read-only by its mode.
+    write(d, "odd.img", &[0u8; 1000]);
+    write(d, "ro.img", &[0u8; 4096]);
+    std::fs::set_permissions(d.join("ro.img"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    // Snapshot directories: a manifest that is noise; a whole manifest whose memory file is
+    // cut short (1 MiB promised, 4 KiB there).
+    write(d, "snap-corrupt/snapshot.json", &noise(512));
+    write(d, "snap-corrupt/state.json", b"{}");
+    write(d, "snap-corrupt/memory", &[0u8; 4096]);
+    write(
+        d,
+        "snap-truncated/snapshot.json",
+        br#"{"magic":"vclab-snapshot","format_version":1,"vmm_version":"0.1.0","mem_mib":1,
+"vcpus":1,"regions":[{"guest_addr":0,"size":1048576,"file_offset":0}],
+"memory":{"name":"memory","size":1048576},"state":{"name":"state.json","size":2,
+"fnv1a64":"0000000000000000"}}"#,
+    );
+    write(d, "snap-truncated/state.json", b"{}");
+    write(d, "snap-truncated/memory", &[0u8; 4096]);
 
     // Bundles.
     bundle(d, "bundle-garbage", &rootfs, "{not json");

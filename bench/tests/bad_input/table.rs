@@ -163,6 +163,62 @@ fn vm(f: &Fixtures) -> Vec<Row> {
             "shorten --cmdline",
         ),
         run(
+            "disk image missing",
+            &["--kernel", &tiny, "--disk", &p("missing.img")],
+            "missing.img does not exist",
+        ),
+        run(
+            "disk image not a multiple of 512 bytes",
+            &["--kernel", &tiny, "--disk", &p("odd.img")],
+            "not a multiple of 512",
+        ),
+        run(
+            "read-only disk image without ,ro",
+            &["--kernel", &tiny, "--disk", &p("ro.img")],
+            ",ro`",
+        ),
+        run(
+            "disk image is a directory",
+            &["--kernel", &tiny, "--disk", &p("adir")],
+            "is a directory",
+        ),
+        run(
+            "--disk with no path",
+            &["--kernel", &tiny, "--disk", ",ro"],
+            "--disk ,ro",
+        ),
+        absent(
+            run(
+                "--restore of a missing snapshot directory",
+                &["--restore", &p("snap-missing")],
+                "snap-missing does not exist",
+            ),
+            p("snap-missing"),
+        ),
+        run(
+            "--restore of a corrupt snapshot (manifest is noise)",
+            &["--restore", &p("snap-corrupt")],
+            "is not a vclab snapshot manifest",
+        ),
+        run(
+            "--restore of a truncated snapshot (memory file cut short)",
+            &["--restore", &p("snap-truncated"), "--restore-mode", "eager"],
+            "the snapshot is truncated",
+        ),
+        run(
+            "--restore-mode not a mode",
+            &["--restore", &p("snap-truncated"), "--restore-mode", "lazy"],
+            "give mmap, eager or uffd",
+        ),
+        absent(
+            run(
+                "--snapshot-at ready without --snapshot-dir",
+                &["--kernel", &tiny, "--snapshot-at", "ready"],
+                "needs --snapshot-dir",
+            ),
+            p("snapshot.json"),
+        ),
+        run(
             "initrd missing",
             &["--kernel", &tiny, "--initrd", &missing],
             "initrd",

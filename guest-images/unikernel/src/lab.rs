@@ -21,6 +21,27 @@ struct Record {
     bytes: [u8; MAX_RECORD],
 }
 
+/// The params record the lab device fills (`vclab_contract::labctl::PARAMS_PORT`).
+#[repr(C, align(8))]
+struct ParamsRecord {
+    len: u32,
+    bytes: [u8; labctl::MAX_PARAMS_TEXT as usize],
+}
+
+/// The one params record, in the image's .bss: the text it holds is borrowed for the rest of
+/// the run (the parsed command line refers to it).
+struct ParamsCell(core::cell::UnsafeCell<ParamsRecord>);
+
+// SAFETY: the guest runs one thread at CPL 3; the record is written only by the VMM (during
+// the port exit) and by `Lab::params`, which runs once.
+unsafe impl Sync for ParamsCell {}
+
+static PARAMS: ParamsCell = ParamsCell(core::cell::UnsafeCell::new(ParamsRecord {
+    len: 0,
+    bytes: [0; labctl::MAX_PARAMS_TEXT as usize],
+}));
+static PARAMS_ASKED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Where lines and the exit status go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lab {
@@ -39,6 +60,28 @@ impl Lab {
     /// Whether the lab control device is present.
     pub fn has_device(&self) -> bool {
         self.device
+    }
+
+    /// Asks the lab device for the after-restore parameters (one port exit, after the ready
+    /// signal): `None` on a cold boot, without the device, or on a second call; else the text
+    /// that overrides the command line (`vclab.*` words; the guest was snapshotted at ready).
+    pub fn params(&self) -> Option<&'static [u8]> {
+        if !self.device || PARAMS_ASKED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let record = PARAMS.0.get();
+        // The image is identity-mapped below 4 GiB: the record's address is guest-physical.
+        port::outl(
+            labctl::PARAMS_PORT,
+            u32::try_from(record as usize).unwrap_or(0),
+        );
+        // SAFETY: `record` points at the static record, which only the VMM wrote (in the port
+        // exit just made); this is the only reference to it, taken once (PARAMS_ASKED), and it
+        // is never written again, so a shared borrow for the rest of the run is sound.
+        let record: &'static ParamsRecord = unsafe { &*record };
+        let len = core::hint::black_box(record.len) as usize;
+        let text = record.bytes.get(..len).unwrap_or(&record.bytes);
+        (!text.is_empty()).then_some(text)
     }
 
     /// Sends one line (without its newline): one exit through the lab device, or the UART.

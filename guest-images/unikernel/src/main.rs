@@ -12,21 +12,25 @@ mod line;
 mod mem;
 mod port;
 mod shim;
+mod virtio_blk;
 
 use core::fmt::{self, Write as _};
 
 use vclab_contract::{GuestCmdline, Mode};
-use vclab_workload::{json, Params, Report};
+use vclab_workload::{json, IoError, IoStats, Params, Report};
 
 use bootinfo::BootInfo;
 use lab::Lab;
 use line::LineBuf;
+use virtio_blk::{BlkError, VirtioBlk};
 
 /// Start of the scratch area the kernels work in: guest RAM from 16 MiB up (above the image).
 const SCRATCH_BASE: u64 = 16 << 20;
 
 /// Exit status when the guest cannot run what it was asked (bad command line, too little RAM).
 const STATUS_USAGE: u8 = 2;
+/// Exit status when the io kernel's disk is missing, cannot be set up or fails a request.
+const STATUS_IO: u8 = 3;
 /// Exit status after a panic (a guest bug).
 const STATUS_PANIC: u8 = 101;
 
@@ -45,13 +49,29 @@ enum Error {
     Scratch { needed: u64, available: u64 },
     /// The result line did not fit its buffer.
     Json(json::JsonError),
+    /// The io kernel's virtio-blk disk is missing or cannot be set up.
+    Disk(BlkError),
+    /// The io kernel failed on its disk.
+    Io(IoError<BlkError>),
+}
+
+impl Error {
+    /// The exit status this error ends the guest with.
+    fn status(&self) -> u8 {
+        match self {
+            Error::Disk(_) | Error::Io(_) => STATUS_IO,
+            _ => STATUS_USAGE,
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BootInfo(e) => write!(f, "{e}"),
-            Error::CmdlineUtf8 => f.write_str("the guest command line is not UTF-8"),
+            Error::CmdlineUtf8 => {
+                f.write_str("the guest command line (or its after-restore text) is not UTF-8")
+            }
             Error::Cmdline(e) => write!(f, "{e}"),
             Error::Params(e) => write!(f, "{e}"),
             Error::Scratch { needed, available } => write!(
@@ -60,6 +80,8 @@ impl fmt::Display for Error {
                  {available}: give the VM more memory or use a smaller vclab.size"
             ),
             Error::Json(e) => write!(f, "{e}"),
+            Error::Disk(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "io kernel: {e}"),
         }
     }
 }
@@ -76,7 +98,7 @@ extern "C" fn ring3_main(info: u64, protocol: u64) -> ! {
             let mut line = LineBuf::new();
             let _ = write!(line, "vclab-unikernel: error: {e}");
             lab.line(line.as_bytes());
-            lab.exit(STATUS_USAGE)
+            lab.exit(e.status())
         }
     }
 }
@@ -86,6 +108,14 @@ fn run(lab: &Lab, info: u64, protocol: u64) -> Result<u8, Error> {
     let boot = BootInfo::read(info, protocol).map_err(Error::BootInfo)?;
     let cmdline = core::str::from_utf8(boot.cmdline).map_err(|_| Error::CmdlineUtf8)?;
     let args = GuestCmdline::parse(cmdline).map_err(Error::Cmdline)?;
+    // After a restore the lab device gives the words that override the boot command line.
+    let args = match lab.params() {
+        Some(text) => {
+            let text = core::str::from_utf8(text).map_err(|_| Error::CmdlineUtf8)?;
+            overridden(args, GuestCmdline::parse(text).map_err(Error::Cmdline)?)
+        }
+        None => args,
+    };
     let status = args.exit.unwrap_or(0);
 
     if args.mode == Some(Mode::Idle) || !lab.has_device() {
@@ -104,23 +134,49 @@ fn run(lab: &Lab, info: u64, protocol: u64) -> Result<u8, Error> {
     let scratch = scratch(&boot, &params)?;
 
     let khz = clock::tsc_khz(args.tsc_khz);
-    let start = clock::rdtsc();
-    let outcome = vclab_workload::run(&params, scratch).map_err(Error::Params)?;
-    let ticks = clock::rdtsc().wrapping_sub(start);
+    let (checksum, ops, io, ticks) = if params.kernel.needs_disk() {
+        let mut disk = VirtioBlk::find(cmdline, khz).map_err(Error::Disk)?;
+        let mut now = || clock::ticks_to_ns(clock::rdtsc(), khz);
+        let start = clock::rdtsc();
+        let outcome =
+            vclab_workload::run_io(&params, scratch, &mut disk, &mut now).map_err(Error::Io)?;
+        let ticks = clock::rdtsc().wrapping_sub(start);
+        (outcome.checksum, outcome.ops, Some(outcome.stats), ticks)
+    } else {
+        let start = clock::rdtsc();
+        let outcome = vclab_workload::run(&params, scratch).map_err(Error::Params)?;
+        let ticks = clock::rdtsc().wrapping_sub(start);
+        (outcome.checksum, outcome.ops, None::<IoStats>, ticks)
+    };
 
     let report = Report {
         params,
-        checksum: outcome.checksum,
-        ops: outcome.ops,
+        checksum,
+        ops,
         elapsed_ns: clock::ticks_to_ns(ticks, khz),
         start_monotonic_ns: 0,
         // No CPU-time clock in the guest: its vCPU's time is the host's to tell.
         cpu_ns: 0,
+        io,
     };
     let mut out = [0u8; json::MAX_LINE_LEN];
     let n = report.write_json(&mut out).map_err(Error::Json)?;
     lab.line(out.get(..n).unwrap_or_default());
     Ok(status)
+}
+
+/// `boot` with every setting `later` gives replaced (the last occurrence of a key wins, as on
+/// one command line).
+fn overridden(boot: GuestCmdline, later: GuestCmdline) -> GuestCmdline {
+    GuestCmdline {
+        mode: later.mode.or(boot.mode),
+        size: later.size.or(boot.size),
+        iterations: later.iterations.or(boot.iterations),
+        seed: later.seed.or(boot.seed),
+        tsc_khz: later.tsc_khz.or(boot.tsc_khz),
+        fault: later.fault.or(boot.fault),
+        exit: later.exit.or(boot.exit),
+    }
 }
 
 /// The scratch buffer for `params`: guest RAM from [`SCRATCH_BASE`], checked against the map.

@@ -1,10 +1,10 @@
 //! The lab control device (DESIGN.md, "Lab control device"): the guest
-//! signals readiness, prints result lines through guest memory in one exit
-//! each, and ends the VM with an exit status. Its ports and values are the
+//! signals readiness, asks once for its after-restore parameters, prints result
+//! lines through guest memory in one exit each, and ends the VM with an exit status. Its ports and values are the
 //! guests' contract (`vclab_contract::labctl`).
 
-use vclab_contract::labctl::{self, MAX_LINE_RECORD, PRESENCE_VALUE, READY_VALUE};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vclab_contract::labctl::{self, MAX_LINE_RECORD, MAX_PARAMS_TEXT, PRESENCE_VALUE, READY_VALUE};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::{Clock, Sink};
 
@@ -17,6 +17,9 @@ pub enum Error {
     /// The record's length or bytes lie outside guest memory.
     #[error("line record at {0:#x} lies outside guest memory")]
     OutOfBounds(u64),
+    /// The params record does not lie in guest memory.
+    #[error("params record at {0:#x} lies outside guest memory; give the guest a buffer of {size} bytes in RAM", size = labctl::PARAMS_RECORD_BYTES)]
+    ParamsOutOfBounds(u64),
     /// The length is over the limit.
     #[error("line record at {addr:#x} claims {len} bytes, more than {MAX_LINE_RECORD}")]
     TooLong {
@@ -32,6 +35,9 @@ pub enum Error {
 pub enum Effect {
     /// Nothing beyond the device's own state.
     None,
+    /// The guest's first ready signal with [`LabCtl::snapshot_at_ready`]: pause the VM for
+    /// a snapshot, then resume it.
+    Pause,
     /// End the VM with this status.
     Exit(u8),
 }
@@ -44,6 +50,13 @@ pub struct LabCtl {
     clock: Clock,
     /// When the guest wrote the ready marker, ns.
     pub ready_ns: Option<u64>,
+    /// What the params register answers: `None` on a cold boot (length 0, the guest keeps
+    /// its command line), the `--cmdline-after-restore` text after a restore.
+    pub after_restore: Option<String>,
+    /// When the guest asked for its params, ns: after a restore, its first useful work.
+    pub params_ns: Option<u64>,
+    /// Pause the VM at the first ready signal for a snapshot (`--snapshot-at ready`).
+    pub snapshot_at_ready: bool,
     /// Lines received.
     pub lines: Vec<String>,
     /// Bad line records (out of bounds, too long, wrong width).
@@ -62,6 +75,9 @@ impl LabCtl {
             out,
             clock,
             ready_ns: None,
+            after_restore: None,
+            params_ns: None,
+            snapshot_at_ready: false,
             lines: Vec::new(),
             bad_records: 0,
             present: true,
@@ -94,10 +110,23 @@ impl LabCtl {
             labctl::READY_PORT => {
                 if data.first() == Some(&READY_VALUE) && self.ready_ns.is_none() {
                     self.ready_ns = Some(self.clock.now_ns());
+                    if self.snapshot_at_ready {
+                        return Effect::Pause;
+                    }
                 }
                 Effect::None
             }
             labctl::EXIT_PORT => Effect::Exit(data.first().copied().unwrap_or(0)),
+            labctl::PARAMS_PORT => {
+                if self.params_ns.is_none() {
+                    self.params_ns = Some(self.clock.now_ns());
+                }
+                if let Err(e) = self.write_params(data) {
+                    self.bad_records += 1;
+                    log::warn!("lab control device: {e}");
+                }
+                Effect::None
+            }
             _ => {
                 match self.read_line(data) {
                     Ok(line) => {
@@ -114,6 +143,24 @@ impl LabCtl {
                 Effect::None
             }
         }
+    }
+
+    /// Fills the guest's params record: the after-restore text (cut to
+    /// [`MAX_PARAMS_TEXT`] bytes), or length 0.
+    fn write_params(&self, data: &[u8]) -> Result<(), Error> {
+        let addr: [u8; 4] = data.try_into().map_err(|_| Error::Width(data.len()))?;
+        let addr = u64::from(u32::from_le_bytes(addr));
+        let mem = self.mem.as_ref().ok_or(Error::ParamsOutOfBounds(addr))?;
+        let text = self.after_restore.as_deref().unwrap_or("").as_bytes();
+        let text = text.get(..MAX_PARAMS_TEXT as usize).unwrap_or(text);
+        // The whole record must be guest RAM, so the guest's buffer is what was written.
+        let end = addr + u64::from(labctl::PARAMS_RECORD_BYTES) - 1;
+        if !mem.address_in_range(GuestAddress(end)) || !mem.address_in_range(GuestAddress(addr)) {
+            return Err(Error::ParamsOutOfBounds(addr));
+        }
+        mem.write_slice(text, GuestAddress(addr + 4))
+            .and_then(|_| mem.write_obj(text.len() as u32, GuestAddress(addr)))
+            .map_err(|_| Error::ParamsOutOfBounds(addr))
     }
 
     fn read_line(&self, data: &[u8]) -> Result<String, Error> {

@@ -1,5 +1,6 @@
-//! Step 6: the VM's devices. All are port-I/O state machines driven by the
-//! exit handler; none needs a thread of its own.
+//! Step 6: the VM's devices. The legacy ones are port-I/O state machines driven by the exit
+//! handler, with no thread of their own; MMIO devices (virtio) sit on the [`Bus`] with their own
+//! locks, and do their I/O on the VMM's I/O thread.
 
 pub mod i8042;
 pub mod labctl;
@@ -10,6 +11,8 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use crate::bus::Bus;
 
 /// Where a byte stream from the guest goes.
 #[derive(Debug, Clone)]
@@ -87,6 +90,8 @@ pub struct Devices {
     pub i8042: i8042::I8042,
     /// The lab control device.
     pub labctl: labctl::LabCtl,
+    /// The MMIO devices (empty unless a disk is attached).
+    pub mmio: Arc<Bus>,
     /// Accesses to ports and MMIO addresses with no device.
     pub unclaimed: Unclaimed,
     /// VM exits seen, by kind.

@@ -142,6 +142,15 @@ pub fn console(irq: IrqTrigger, sink: Sink, clock: Clock) -> Console {
     Serial::new(irq, ConsoleSink::new(sink, clock))
 }
 
+/// Makes COM1 with the registers of a snapshot.
+pub fn restore(
+    state: &vm_superio::serial::SerialState,
+    irq: IrqTrigger,
+    out: ConsoleSink,
+) -> Result<Console, vm_superio::serial::Error<io::Error>> {
+    Serial::from_state(state, irq, NoEvents, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

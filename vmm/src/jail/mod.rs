@@ -20,6 +20,7 @@ pub mod state;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -255,6 +256,18 @@ fn child(
                 .map_err(io_err("open the console file", path.display().to_string()))?;
             *out = Output::Opened(Arc::new(f));
         }
+    }
+    // The disks are opened here, as root and before the root is swapped: the jailed VMM
+    // (an unprivileged uid in an empty root) reads and writes them through these fds.
+    // (`cli::main` checked them first, with the errors a run without the jail gives.)
+    for disk in &cfg.disks {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!disk.read_only)
+            .custom_flags(if disk.direct { libc::O_DIRECT } else { 0 })
+            .open(&disk.path)
+            .map_err(io_err("open the disk", disk.path.display().to_string()))?;
+        cfg.opened_disks.push(Arc::new(f));
     }
     let mut files = vec![(cfg.kernel.clone(), "kernel")];
     if let Some(initrd) = &cfg.initrd {

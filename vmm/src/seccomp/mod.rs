@@ -141,22 +141,39 @@ pub struct Filters {
     pub vcpu: Option<Filter>,
     /// The main thread of a multi-vCPU VM.
     pub main: Option<Filter>,
+    /// The I/O thread of a VM with virtio devices.
+    pub io: Option<Filter>,
 }
 
 impl Filters {
     /// The filters a VM of `vcpus` vCPUs needs under `mode` (none for [`Mode::Off`] and
-    /// [`Mode::Default`]).
-    pub fn for_vm(mode: Mode, vcpus: u32) -> Result<Filters, Error> {
+    /// [`Mode::Default`]), with the I/O thread's when `io_thread` (a VM with virtio devices);
+    /// `snapshot` adds the snapshot's calls to a 1-vCPU VM's thread (`--snapshot-at`).
+    pub fn for_vm(
+        mode: Mode,
+        vcpus: u32,
+        io_thread: bool,
+        snapshot: bool,
+    ) -> Result<Filters, Error> {
         let kick = crate::signals::kick();
         if matches!(mode, Mode::Off | Mode::Default) {
             return Ok(Filters {
                 mode,
                 vcpu: None,
                 main: None,
+                io: None,
             });
         }
+        let io = match io_thread {
+            true => Some(Filter::build(Thread::Io, mode, kick)?),
+            false => None,
+        };
         let (vcpu, main) = if vcpus <= 1 {
-            (Filter::build(Thread::VcpuOnMain, mode, kick)?, None)
+            let thread = match snapshot {
+                true => Thread::VcpuOnMainSnapshot,
+                false => Thread::VcpuOnMain,
+            };
+            (Filter::build(thread, mode, kick)?, None)
         } else {
             (
                 Filter::build(Thread::Vcpu, mode, kick)?,
@@ -167,6 +184,7 @@ impl Filters {
             mode,
             vcpu: Some(vcpu),
             main,
+            io,
         })
     }
 
@@ -196,14 +214,14 @@ mod tests {
     #[test]
     fn filters_build_for_every_mode() {
         for mode in [Mode::Kill, Mode::Log] {
-            let one = Filters::for_vm(mode, 1).unwrap();
-            assert!(one.vcpu.is_some() && one.main.is_none());
-            let two = Filters::for_vm(mode, 2).unwrap();
-            assert!(two.vcpu.is_some() && two.main.is_some());
+            let one = Filters::for_vm(mode, 1, false, false).unwrap();
+            assert!(one.vcpu.is_some() && one.main.is_none() && one.io.is_none());
+            let two = Filters::for_vm(mode, 2, true, false).unwrap();
+            assert!(two.vcpu.is_some() && two.main.is_some() && two.io.is_some());
         }
         for mode in [Mode::Off, Mode::Default] {
-            let off = Filters::for_vm(mode, 2).unwrap();
-            assert!(off.vcpu.is_none() && off.main.is_none());
+            let off = Filters::for_vm(mode, 2, true, false).unwrap();
+            assert!(off.vcpu.is_none() && off.main.is_none() && off.io.is_none());
             assert_eq!(off.mode.name(), "off");
         }
         let (v, m, both) = allowed_counts().unwrap();

@@ -5,6 +5,12 @@
 //! `tests/seccomp.rs` under `SECCOMP_RET_KILL_PROCESS` (Firecracker keeps the same kind of
 //! per-thread lists in `resources/seccomp/*.json`).
 //!
+//! A snapshotting run (`--snapshot-at ready`, 1 vCPU) gives its vCPU-on-main thread the extra
+//! calls of [`snapshot`]: the `KVM_GET_*` reads of the vCPU and VM state (exact request numbers)
+//! and the writes of the snapshot files, which were created before the filter
+//! (`snapshot::format::prepare`): `ftruncate`, `lseek`, `pwrite64` and the one `rename` of the
+//! manifest into place. Without `--snapshot-at` none of these is allowed.
+//!
 //! Not allowed anywhere: opening files (the report's /proc files are opened before the filter),
 //! creating processes or threads, sockets, executable mappings (`mmap`/`mprotect` with
 //! `PROT_EXEC`), changing signal handlers, any ioctl but the KVM requests listed.
@@ -22,6 +28,11 @@ pub enum Thread {
     Main,
     /// The main thread of a 1-vCPU VM, which runs its vCPU itself and then reports: both.
     VcpuOnMain,
+    /// [`Thread::VcpuOnMain`] of a VM that takes a snapshot at its ready signal.
+    VcpuOnMainSnapshot,
+    /// The I/O thread of a VM with virtio devices: waits on the queue eventfds and does the
+    /// disk reads, writes and flushes.
+    Io,
 }
 
 /// Syscall number → the argument patterns it may be called with (empty: any arguments).
@@ -43,6 +54,42 @@ pub const KVM_RUN: u64 = 0xae80;
 /// where each vCPU stopped.
 pub const KVM_GET_REGS: u64 =
     (2 << 30) | ((std::mem::size_of::<kvm_bindings::kvm_regs>() as u64) << 16) | (0xae << 8) | 0x81;
+
+/// `ioctl` request number `_IOC(dir, KVMIO, nr, size)` (asm-generic/ioctl.h).
+const fn kvm_ioc(dir: u64, nr: u64, size: usize) -> u64 {
+    (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
+}
+/// `_IOR(KVMIO, nr, T)`.
+const fn kvm_ior<T>(nr: u64) -> u64 {
+    kvm_ioc(2, nr, std::mem::size_of::<T>())
+}
+/// `_IOWR(KVMIO, nr, T)`.
+const fn kvm_iowr<T>(nr: u64) -> u64 {
+    kvm_ioc(3, nr, std::mem::size_of::<T>())
+}
+
+/// The `ioctl` requests a snapshot makes (linux/kvm.h): the vCPU's state, then the VM's.
+pub const SNAPSHOT_IOCTLS: [u64; 16] = {
+    use kvm_bindings as k;
+    [
+        kvm_ior::<k::kvm_mp_state>(0x98),    // KVM_GET_MP_STATE
+        kvm_ior::<k::kvm_sregs>(0x83),       // KVM_GET_SREGS
+        kvm_ior::<k::kvm_fpu>(0x8c),         // KVM_GET_FPU
+        kvm_ior::<k::kvm_xsave>(0xa4),       // KVM_GET_XSAVE
+        kvm_ior::<k::kvm_xsave>(0xcf),       // KVM_GET_XSAVE2
+        kvm_ior::<k::kvm_xcrs>(0xa6),        // KVM_GET_XCRS
+        kvm_ior::<k::kvm_lapic_state>(0x8e), // KVM_GET_LAPIC
+        kvm_iowr::<k::kvm_msrs>(0x88),       // KVM_GET_MSRS
+        kvm_iowr::<k::kvm_cpuid2>(0x91),     // KVM_GET_CPUID2
+        kvm_ioc(0, 0xa3, 0),                 // KVM_GET_TSC_KHZ
+        kvm_ior::<k::kvm_vcpu_events>(0x9f), // KVM_GET_VCPU_EVENTS
+        kvm_ioc(0, 0x03, 0),                 // KVM_CHECK_EXTENSION
+        kvm_iowr::<k::kvm_irqchip>(0x62),    // KVM_GET_IRQCHIP
+        kvm_ior::<k::kvm_pit_state2>(0x9f),  // KVM_GET_PIT2
+        kvm_ior::<k::kvm_clock_data>(0x7c),  // KVM_GET_CLOCK
+        kvm_ior::<k::kvm_debugregs>(0xa1),   // KVM_GET_DEBUGREGS
+    ]
+};
 
 /// futex operations with the PRIVATE and CLOCK_REALTIME flags masked off.
 const FUTEX_OP_MASK: u64 =
@@ -175,6 +222,35 @@ fn vcpu_on_main(t: &mut Table) {
     t.any(libc::SYS_timer_delete).any(libc::SYS_read);
 }
 
+/// The snapshot at the ready signal: the state reads and the writes into the files made
+/// before the filter (see the module doc).
+fn snapshot(t: &mut Table) {
+    let requests: Vec<[(u8, u64, u64); 1]> = SNAPSHOT_IOCTLS.iter().map(|&r| [eq(1, r)]).collect();
+    let patterns: Vec<&[(u8, u64, u64)]> = requests.iter().map(|p| &p[..]).collect();
+    t.when(libc::SYS_ioctl, &patterns)
+        .any(libc::SYS_ftruncate)
+        .any(libc::SYS_lseek)
+        .any(libc::SYS_pwrite64)
+        .any(libc::SYS_rename)
+        .any(libc::SYS_renameat)
+        .any(libc::SYS_renameat2);
+}
+
+/// The I/O thread's calls: wait on its epoll set, read the eventfds it was woken by, do the
+/// guest's disk I/O on the image files opened before the filter (positioned reads and
+/// writes, data flushes), signal the irqfd (`write`, common).
+fn io_thread(t: &mut Table) {
+    t.any(libc::SYS_epoll_wait)
+        .any(libc::SYS_epoll_pwait)
+        .any(libc::SYS_read)
+        .any(libc::SYS_pread64)
+        .any(libc::SYS_pwrite64)
+        .any(libc::SYS_preadv)
+        .any(libc::SYS_pwritev)
+        .any(libc::SYS_fdatasync)
+        .any(libc::SYS_fsync);
+}
+
 /// The rules of `thread`; `kick` is the signal that stops a vCPU thread.
 pub fn rules(thread: Thread, kick: i32) -> Result<Rules, Error> {
     let mut t = Table::new();
@@ -186,6 +262,12 @@ pub fn rules(thread: Thread, kick: i32) -> Result<Rules, Error> {
             vcpu(&mut t);
             vcpu_on_main(&mut t);
         }
+        Thread::VcpuOnMainSnapshot => {
+            vcpu(&mut t);
+            vcpu_on_main(&mut t);
+            snapshot(&mut t);
+        }
+        Thread::Io => io_thread(&mut t),
     }
     match t.error {
         Some(e) => Err(e),
@@ -210,10 +292,13 @@ mod tests {
         let vcpu = rules(Thread::Vcpu, kick).unwrap();
         let main = rules(Thread::Main, kick).unwrap();
         let both = rules(Thread::VcpuOnMain, kick).unwrap();
+        let io = rules(Thread::Io, kick).unwrap();
+        assert!(io.contains_key(&libc::SYS_pread64) && !io.contains_key(&libc::SYS_ioctl));
+        assert!(!vcpu.contains_key(&libc::SYS_pwrite64) && !both.contains_key(&libc::SYS_pread64));
         assert!(vcpu.contains_key(&libc::SYS_ioctl) && !main.contains_key(&libc::SYS_ioctl));
         assert!(main.contains_key(&libc::SYS_tgkill) && !vcpu.contains_key(&libc::SYS_tgkill));
         assert!(both.contains_key(&libc::SYS_ioctl) && both.contains_key(&libc::SYS_read));
-        for r in [&vcpu, &main, &both] {
+        for r in [&vcpu, &main, &both, &io] {
             for nr in [
                 libc::SYS_openat,
                 libc::SYS_open,
@@ -234,5 +319,23 @@ mod tests {
             2,
             "KVM_RUN and KVM_GET_REGS only"
         );
+        for r in [&vcpu, &main, &both, &io] {
+            for nr in [libc::SYS_ftruncate, libc::SYS_rename, libc::SYS_renameat2] {
+                assert!(!r.contains_key(&nr), "{nr} only with --snapshot-at");
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshotting_vcpu_gets_the_state_reads_and_file_writes() {
+        let snap = rules(Thread::VcpuOnMainSnapshot, 34).unwrap();
+        assert_eq!(snap[&libc::SYS_ioctl].len(), 2 + SNAPSHOT_IOCTLS.len());
+        assert!(snap.contains_key(&libc::SYS_ftruncate) && snap.contains_key(&libc::SYS_rename));
+        assert!(!snap.contains_key(&libc::SYS_openat) && !snap.contains_key(&libc::SYS_unlink));
+        // linux/kvm.h values, as strace prints them.
+        assert!(SNAPSHOT_IOCTLS.contains(&0x8138_ae83), "KVM_GET_SREGS");
+        assert!(SNAPSHOT_IOCTLS.contains(&0xc008_ae88), "KVM_GET_MSRS");
+        assert!(SNAPSHOT_IOCTLS.contains(&0x8400_ae8e), "KVM_GET_LAPIC");
+        assert!(SNAPSHOT_IOCTLS.contains(&0xc208_ae62), "KVM_GET_IRQCHIP");
     }
 }

@@ -87,6 +87,7 @@ fn devices() -> Devices {
         serial: serial::console(IrqTrigger(None), Sink::Off, clock),
         i8042: I8042::default(),
         labctl: LabCtl::new(None, Sink::Off, clock),
+        mmio: Default::default(),
         unclaimed: Unclaimed::default(),
         exits: Default::default(),
         clock,

@@ -1,11 +1,13 @@
-//! The three kernels. Each takes validated params and a 64-byte aligned slice of exactly `size`
-//! bytes, and returns the checksum and the operation count.
+//! The kernels. The memory ones take validated params and a 64-byte aligned slice of exactly
+//! `size` bytes, and return the checksum and the operation count; `io` also takes a disk.
 
 mod cpu;
+mod io;
 mod mem_bw;
 mod mem_lat;
 
 pub(crate) use cpu::run as cpu;
+pub(crate) use io::{block_data as io_block_data, run as io};
 pub(crate) use mem_bw::run as mem_bw;
 pub(crate) use mem_lat::run as mem_lat;
 

@@ -73,6 +73,12 @@ impl Exporter for MarkdownExporter {
         for (rows, meaning) in table::start_meaning() {
             out += &format!("- {rows}: {meaning}.\n");
         }
+        let io_rows = crate::compare::io_table::rows(r);
+        if !io_rows.is_empty() {
+            out += "\n## The io kernel\n\n";
+            out += &md_table(crate::compare::io_table::HEADERS, &io_rows);
+            out += &format!("\n{}.\n", capitalise(crate::compare::io_table::NOTE));
+        }
         out += "\n## The course's table, measured\n\n";
         let rows: Vec<Vec<String>> = course::course_table(r)
             .into_iter()

@@ -1,6 +1,7 @@
 //! Hand-parsed command line of `vclab-workload` (no clap: the binary must stay small and start fast).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use vclab_workload::{Kernel, Params};
 
@@ -9,6 +10,13 @@ use crate::probe;
 /// The usage text printed by `--help` and named in argument errors.
 pub const USAGE: &str = "\
 usage: vclab-workload run <cpu|mem-bw|mem-lat> [--size BYTES] [--iterations N] [--seed N]
+       vclab-workload run io --disk FILE [--size BYTES] [--iterations N] [--seed N]
+                                      sequential reads of the first BYTES (default 16 MiB) of FILE
+                                      (O_DIRECT where allowed), N random 4 KiB reads (default
+                                      1024), writes + read-back on its last 1/16 (at most 256 KiB)
+       vclab-workload io-image --size BYTES [--seed N] FILE
+                                      write the disk image the io kernel reads (BYTES a multiple
+                                      of 4096; seed default 1)
        vclab-workload idle            print {\"ready\":true}, wait for SIGTERM/SIGINT, exit 0
        vclab-workload ready           write 123 to I/O port 0x3f0 through /dev/port (vclab guest)
        vclab-workload guest-exit N    write N (0-255) to I/O port 0x3f1 through /dev/port (vclab guest)
@@ -23,6 +31,22 @@ usage: vclab-workload run <cpu|mem-bw|mem-lat> [--size BYTES] [--iterations N] [
 pub enum Command {
     /// Run a kernel and print its JSON line.
     Run(Params),
+    /// Run the io kernel on a disk file and print its JSON line.
+    RunIo {
+        /// The params (kernel io).
+        params: Params,
+        /// The disk image.
+        disk: PathBuf,
+    },
+    /// Write the io kernel's disk image.
+    IoImage {
+        /// Where.
+        out: PathBuf,
+        /// Bytes.
+        size: u64,
+        /// The image's seed.
+        seed: u64,
+    },
     /// Print the ready line and wait for a signal.
     Idle,
     /// Signal "guest ready" to the VMM.
@@ -59,6 +83,12 @@ pub enum ArgsError {
     Params(vclab_workload::ParamsError),
     /// Words after a complete command.
     Extra(String),
+    /// `run io` without `--disk`.
+    NoDisk,
+    /// `--disk` for a kernel other than io.
+    DiskNotIo(Kernel),
+    /// `io-image` without its size or file.
+    ImageUsage,
 }
 
 impl fmt::Display for ArgsError {
@@ -66,15 +96,17 @@ impl fmt::Display for ArgsError {
         match self {
             ArgsError::Missing => write!(
                 f,
-                "no command given: use run, idle, ready, guest-exit or probe (see --help)"
+                "no command given: use run, idle, ready, guest-exit, probe or io-image (see --help)"
             ),
             ArgsError::UnknownCommand(c) => write!(
                 f,
-                "unknown command `{c}`: use run, idle, ready, guest-exit or probe (see --help)"
+                "unknown command `{c}`: use run, idle, ready, guest-exit, probe or io-image (see --help)"
             ),
-            ArgsError::Kernel(None) => write!(f, "`run` needs a kernel: cpu, mem-bw or mem-lat"),
+            ArgsError::Kernel(None) => {
+                write!(f, "`run` needs a kernel: cpu, mem-bw, mem-lat or io")
+            }
             ArgsError::Kernel(Some(k)) => {
-                write!(f, "unknown kernel `{k}`: use cpu, mem-bw or mem-lat")
+                write!(f, "unknown kernel `{k}`: use cpu, mem-bw, mem-lat or io")
             }
             ArgsError::UnknownOption(o) if o.starts_with("probe:") => write!(
                 f,
@@ -83,7 +115,7 @@ impl fmt::Display for ArgsError {
             ),
             ArgsError::UnknownOption(o) => write!(
                 f,
-                "unknown option `{o}` for run: use --size, --iterations or --seed"
+                "unknown option `{o}` for run: use --size, --iterations, --seed or (io) --disk"
             ),
             ArgsError::MissingValue(o) => write!(f, "option {o} needs a value"),
             ArgsError::BadNumber { what, value } => {
@@ -91,6 +123,17 @@ impl fmt::Display for ArgsError {
             }
             ArgsError::Params(e) => write!(f, "{e}"),
             ArgsError::Extra(w) => write!(f, "unexpected argument `{w}` (see --help)"),
+            ArgsError::NoDisk => write!(
+                f,
+                "`run io` needs --disk FILE (make one with `vclab-workload io-image --size BYTES FILE`)"
+            ),
+            ArgsError::DiskNotIo(k) => {
+                write!(f, "--disk is for the io kernel only, not {k}")
+            }
+            ArgsError::ImageUsage => write!(
+                f,
+                "`io-image` needs --size BYTES and one output FILE: io-image --size BYTES [--seed N] FILE"
+            ),
         }
     }
 }
@@ -105,6 +148,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let command = match command.as_str() {
         "-h" | "--help" | "help" => Command::Help,
         "run" => return parse_run(args),
+        "io-image" => return parse_io_image(args),
         "probe" => return parse_probe(args, std::env::var("VCLAB_PROBE_TARGET_PID").ok()),
         "idle" => Command::Idle,
         "ready" => Command::Ready,
@@ -124,16 +168,30 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     }
 }
 
-/// Parses `run <kernel> [--size BYTES] [--iterations N] [--seed N]` (also `--size=BYTES`).
+/// Splits `--option=value` into the option and its inline value.
+fn split_inline(arg: String) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
+        _ => (arg, None),
+    }
+}
+
+/// Parses `run <kernel> [--size BYTES] [--iterations N] [--seed N]` (also `--size=BYTES`), and
+/// for io `--disk FILE`.
 fn parse_run(mut args: impl Iterator<Item = String>) -> Result<Command, ArgsError> {
     let name = args.next().ok_or(ArgsError::Kernel(None))?;
     let kernel = Kernel::from_name(&name).ok_or(ArgsError::Kernel(Some(name)))?;
     let mut params = Params::new(kernel);
+    let mut disk = None;
     while let Some(arg) = args.next() {
-        let (option, inline) = match arg.split_once('=') {
-            Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
-            _ => (arg, None),
-        };
+        let (option, inline) = split_inline(arg);
+        if option == "--disk" {
+            let value = inline.or_else(|| args.next());
+            disk = Some(PathBuf::from(
+                value.ok_or(ArgsError::MissingValue("--disk"))?,
+            ));
+            continue;
+        }
         let (name, slot): (&'static str, &mut u64) = match option.as_str() {
             "--size" => ("--size", &mut params.size),
             "--iterations" => ("--iterations", &mut params.iterations),
@@ -150,7 +208,45 @@ fn parse_run(mut args: impl Iterator<Item = String>) -> Result<Command, ArgsErro
             .map_err(|_| ArgsError::BadNumber { what: name, value })?;
     }
     params.validate().map_err(ArgsError::Params)?;
-    Ok(Command::Run(params))
+    match (kernel.needs_disk(), disk) {
+        (true, Some(disk)) => Ok(Command::RunIo { params, disk }),
+        (true, None) => Err(ArgsError::NoDisk),
+        (false, Some(_)) => Err(ArgsError::DiskNotIo(kernel)),
+        (false, None) => Ok(Command::Run(params)),
+    }
+}
+
+/// Parses `io-image --size BYTES [--seed N] FILE` (also `--size=BYTES`).
+fn parse_io_image(mut args: impl Iterator<Item = String>) -> Result<Command, ArgsError> {
+    let (mut size, mut seed, mut out) = (None, vclab_workload::params::DEFAULT_SEED, None);
+    while let Some(arg) = args.next() {
+        let (option, inline) = split_inline(arg);
+        let name = match option.as_str() {
+            "--size" => "--size",
+            "--seed" => "--seed",
+            _ if option.starts_with('-') => return Err(ArgsError::UnknownOption(option)),
+            _ if out.is_none() => {
+                out = Some(PathBuf::from(option));
+                continue;
+            }
+            _ => return Err(ArgsError::Extra(option)),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or(ArgsError::MissingValue(name))?,
+        };
+        let n = value
+            .parse::<u64>()
+            .map_err(|_| ArgsError::BadNumber { what: name, value })?;
+        match name {
+            "--size" => size = Some(n),
+            _ => seed = n,
+        }
+    }
+    match (size, out) {
+        (Some(size), Some(out)) => Ok(Command::IoImage { out, size, seed }),
+        _ => Err(ArgsError::ImageUsage),
+    }
 }
 
 /// Parses `probe [--escapes] [--target-pid PID] [--no-syscalls]`; `env_pid` is
@@ -259,6 +355,73 @@ mod tests {
                 ..Default::default()
             }))
         );
+    }
+
+    #[test]
+    fn io_run_and_image() {
+        assert_eq!(
+            p(&[
+                "run",
+                "io",
+                "--disk",
+                "/var/tmp/d.img",
+                "--size=65536",
+                "--iterations",
+                "9"
+            ]),
+            Ok(Command::RunIo {
+                params: Params {
+                    kernel: Kernel::Io,
+                    size: 65536,
+                    iterations: 9,
+                    seed: 1
+                },
+                disk: PathBuf::from("/var/tmp/d.img")
+            })
+        );
+        assert_eq!(
+            p(&["run", "io", "--disk=d"]),
+            Ok(Command::RunIo {
+                params: Params::new(Kernel::Io),
+                disk: PathBuf::from("d")
+            })
+        );
+        assert_eq!(p(&["run", "io"]), Err(ArgsError::NoDisk));
+        assert_eq!(
+            p(&["run", "io", "--disk"]),
+            Err(ArgsError::MissingValue("--disk"))
+        );
+        assert_eq!(
+            p(&["run", "cpu", "--disk", "d"]),
+            Err(ArgsError::DiskNotIo(Kernel::Cpu))
+        );
+        assert!(matches!(
+            p(&["run", "io", "--disk", "d", "--size", "5000"]),
+            Err(ArgsError::Params(vclab_workload::ParamsError::IoSize {
+                size: 5000
+            }))
+        ));
+        assert_eq!(
+            p(&["io-image", "--size", "8192", "out.img", "--seed=4"]),
+            Ok(Command::IoImage {
+                out: PathBuf::from("out.img"),
+                size: 8192,
+                seed: 4
+            })
+        );
+        assert_eq!(p(&["io-image", "out.img"]), Err(ArgsError::ImageUsage));
+        assert_eq!(
+            p(&["io-image", "--size", "8192"]),
+            Err(ArgsError::ImageUsage)
+        );
+        assert!(matches!(
+            p(&["io-image", "--size", "8192", "a", "b"]),
+            Err(ArgsError::Extra(_))
+        ));
+        assert!(matches!(
+            p(&["io-image", "--size", "x", "a"]),
+            Err(ArgsError::BadNumber { what: "--size", .. })
+        ));
     }
 
     #[test]

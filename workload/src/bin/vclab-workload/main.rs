@@ -4,11 +4,13 @@
 
 mod args;
 mod clock;
+mod disk;
 mod idle;
 mod port;
 mod probe;
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use args::Command;
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(params) => run(&params, start_monotonic_ns),
+        Command::RunIo { params, disk } => run_io(&params, &disk, start_monotonic_ns),
+        Command::IoImage { out, size, seed } => {
+            disk::write_image(&out, size, seed).map_err(|e| e.to_string())
+        }
         Command::Idle => idle::run().map_err(|e| e.to_string()),
         Command::Ready => {
             port::write_byte(port::READY_PORT, port::READY_VALUE).map_err(|e| e.to_string())
@@ -64,7 +70,44 @@ fn run(params: &Params, start_monotonic_ns: u64) -> Result<(), String> {
         elapsed_ns,
         start_monotonic_ns,
         cpu_ns,
+        io: None,
     };
+    print_line(&report)
+}
+
+/// Runs the io kernel on the disk file `path`, timed with CLOCK_MONOTONIC, and prints the line.
+fn run_io(params: &Params, path: &Path, start_monotonic_ns: u64) -> Result<(), String> {
+    let mut disk = disk::FileDisk::open(path).map_err(|e| e.to_string())?;
+    if !disk.direct() {
+        eprintln!(
+            "vclab-workload: {}: O_DIRECT refused by its filesystem (tmpfs?): reading buffered,              through the page cache (\"direct\":false)",
+            path.display()
+        );
+    }
+    let len = params.scratch_len().map_err(|e| e.to_string())?;
+    let mut scratch = vec![0xa5u8; len];
+    let (t0, c0) = (clock::monotonic_ns(), clock::thread_cpu_ns());
+    let outcome = vclab_workload::run_io(params, &mut scratch, &mut disk, &mut clock::monotonic_ns)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let elapsed_ns = clock::monotonic_ns().saturating_sub(t0);
+    let cpu_ns = clock::thread_cpu_ns().saturating_sub(c0);
+    let report = Report {
+        params: *params,
+        checksum: outcome.checksum,
+        ops: outcome.ops,
+        elapsed_ns,
+        start_monotonic_ns,
+        cpu_ns,
+        io: Some(vclab_workload::IoStats {
+            direct: Some(disk.direct()),
+            ..outcome.stats
+        }),
+    };
+    print_line(&report)
+}
+
+/// Prints the result line and a newline on stdout.
+fn print_line(report: &Report) -> Result<(), String> {
     let mut line = [0u8; MAX_LINE_LEN + 1];
     let n = report.write_json(&mut line).map_err(|e| e.to_string())?;
     line[n] = b'\n';
