@@ -30,6 +30,7 @@ const ROWS: &[RuntimeId] = &[
     RuntimeId::Runc,
     RuntimeId::MicrovmUnikernel,
     RuntimeId::MicrovmUnikernelUart,
+    RuntimeId::MicrovmUnikernelRestore,
     RuntimeId::QemuMicrovm,
     RuntimeId::Firecracker,
     RuntimeId::CloudHypervisor,
@@ -67,6 +68,9 @@ fn workloads(c: &mut Criterion) {
             .ok()
     });
     env.io_disk = image.as_ref().map(|i| i.path().to_path_buf());
+    // The restore row's snapshot (in the harness's entry, removed with it).
+    let snapshot = vclab_bench::compare::vm_snapshot::dir_for(&env);
+    env.snapshot = vclab_bench::compare::vm_snapshot::take(&env, &snapshot).map(|_| snapshot);
     for spec in specs {
         let mut g = c.benchmark_group(spec.kernel.as_str());
         g.sampling_mode(SamplingMode::Flat)

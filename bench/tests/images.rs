@@ -16,12 +16,13 @@ use std::process::{Command, Output, Stdio};
 use vclab_vmm::cache::{self, Artifact, Manifest};
 
 /// Every artifact DESIGN.md names, except the unikernel (see [`expected_artifacts`]).
-const ARTIFACTS: [&str; 6] = [
+const ARTIFACTS: [&str; 7] = [
     "vmlinux",
     "bzimage",
     "distro-kernel",
     "rootfs",
     "initramfs",
+    "rootdisk",
     "workload",
 ];
 
@@ -192,6 +193,21 @@ fn manifest_lists_every_artifact_and_matches_the_files() {
             "unexpected artifact '{name}' in the manifest"
         );
     }
+}
+
+#[test]
+fn rootdisk_is_an_ext4_image_of_whole_sectors() {
+    let manifest = load_manifest();
+    let disk = fs::read(&artifact(&manifest, "rootdisk").path).expect("read the root disk");
+    assert_eq!(disk.len() % 512, 0, "a virtio-blk disk is whole sectors");
+    // The ext2/3/4 superblock starts at byte 1024; its magic 0xEF53 is at offset 56 in it.
+    assert_eq!(
+        disk.get(1024 + 56..1024 + 58),
+        Some(&[0x53, 0xef][..]),
+        "no ext4 superblock"
+    );
+    // The volume label (offset 120 in the superblock) is the one guest-images.sh gives.
+    assert_eq!(disk.get(1024 + 120..1024 + 130), Some(&b"vclab-root"[..]));
 }
 
 #[test]

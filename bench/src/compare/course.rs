@@ -289,17 +289,30 @@ fn engine(r: &Results) -> CourseLine {
 }
 
 fn image_creation(r: &Results) -> CourseLine {
-    let measured = match artifact_mib(r, "rootfs") {
+    let mut measured = match artifact_mib(r, "rootfs") {
         Some(s) => format!(
             "the rootfs ({s:.1} MiB: busybox + the static workload) was built by scripts/guest-images.sh, no Dockerfile, no daemon"
         ),
         None => "no rootfs artifact recorded".into(),
     };
+    if let Some(snap) = &r.vm_snapshot {
+        measured += &format!(
+            "; the VM's image is a snapshot: the unikernel VM paused at its ready signal was saved in {:.1} ms ({:.2} MiB of its {:.0} MiB RAM written, {:.1} KiB of vCPU/VM/device state)",
+            snap.snapshot_ms,
+            snap.memory_written_bytes as f64 / 1048576.0,
+            snap.memory_bytes as f64 / 1048576.0,
+            snap.state_bytes as f64 / 1024.0,
+        );
+        if let Some((start, _)) = start_ms(r, RuntimeId::MicrovmUnikernelRestore) {
+            measured +=
+                &format!(", and a restore from it runs the workload {start:.1} ms after launch");
+        }
+    }
     CourseLine {
         topic: "image creation",
-        course: "Dockerfile / Buildah builds images without a daemon",
+        course: "Snapshot (VM) / Dockerfile / Buildah builds images without a daemon",
         measured,
-        verdict: "agrees: an image is a directory tree; any daemonless tool can build it".into(),
+        verdict: "agrees: an image is a directory tree (containers) or a memory snapshot (VMs); no daemon is needed for either".into(),
     }
 }
 
@@ -331,7 +344,30 @@ mod tests {
             artifacts: vec![],
             cases: vec![],
             isolation,
+            vm_snapshot: None,
         }
+    }
+
+    #[test]
+    fn the_image_line_quotes_the_vm_snapshot_when_one_was_taken() {
+        let line = |r: &Results| {
+            course_table(r)
+                .into_iter()
+                .find(|l| l.topic == "image creation")
+                .unwrap()
+                .measured
+        };
+        let mut r = results(None);
+        assert!(!line(&r).contains("snapshot"), "{}", line(&r));
+        r.vm_snapshot = Some(crate::compare::vm_snapshot::SnapshotFacts {
+            snapshot_ms: 10.14,
+            memory_bytes: 16 << 20,
+            memory_written_bytes: 120 << 10,
+            state_bytes: 24 << 10,
+        });
+        let text = line(&r);
+        assert!(text.contains("saved in 10.1 ms"), "{text}");
+        assert!(text.contains("0.12 MiB of its 16 MiB RAM"), "{text}");
     }
 
     fn isolation_line(r: &Results) -> CourseLine {

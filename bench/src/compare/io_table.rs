@@ -200,6 +200,7 @@ mod tests {
             artifacts: vec![],
             cases,
             isolation: None,
+            vm_snapshot: None,
         }
     }
 

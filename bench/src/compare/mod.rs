@@ -24,6 +24,7 @@ pub mod stats;
 pub mod summarise;
 pub mod table;
 pub mod vm_report;
+pub mod vm_snapshot;
 pub mod workload_line;
 
 use std::path::PathBuf;
@@ -190,7 +191,23 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         instance_cpu,
         harness: Some(harness),
         io_disk: io_image.as_ref().map(|i| i.path().to_path_buf()),
+        snapshot: Err("no snapshot was taken for this run".into()),
     };
+    let mut env = env;
+    let mut vm_snapshot = None;
+    let restore_row = rows
+        .iter()
+        .any(|r| r.id() == runtime::RuntimeId::MicrovmUnikernelRestore);
+    if restore_row && env.vm_works().is_ok() && env.artifact("unikernel").is_ok() {
+        let dir = vm_snapshot::dir_for(&env);
+        match vm_snapshot::take(&env, &dir) {
+            Ok(facts) => {
+                env.snapshot = Ok(dir);
+                vm_snapshot = Some(facts);
+            }
+            Err(e) => env.snapshot = Err(e),
+        }
+    }
     let artifacts = env
         .manifest
         .as_ref()
@@ -223,6 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         artifacts,
         cases: Vec::new(),
         isolation: None,
+        vm_snapshot,
     };
     eprintln!("vclab compare: writing {}", dir.display());
     if !args.no_isolation {

@@ -41,6 +41,10 @@ pub struct Results {
     /// files written before it; additive, so format 2 is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<super::isolation::Isolation>,
+    /// The snapshot the restore row restored, and what taking it cost (absent when that row
+    /// did not run, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_snapshot: Option<super::vm_snapshot::SnapshotFacts>,
 }
 
 /// Size of one artifact the runtimes started from (for the course table's "weight" line).

@@ -377,6 +377,7 @@ mod tests {
             artifacts: vec![],
             cases: vec![],
             isolation: None,
+            vm_snapshot: None,
         }
     }
 

@@ -274,6 +274,7 @@ mod tests {
                 case("crun", vec![sample(8.0, 4096, 14.0, 100.0); 3]),
             ],
             isolation: None,
+            vm_snapshot: None,
         };
         r.version = 1;
         summarise(&mut r);
@@ -355,6 +356,7 @@ mod tests {
             artifacts: vec![],
             cases,
             isolation: None,
+            vm_snapshot: None,
         }
     }
 

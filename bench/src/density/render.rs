@@ -64,7 +64,7 @@ pub fn held_as(rt: RuntimeId) -> &'static str {
         RuntimeId::Bare => "`vclab-workload idle` as a child of the harness",
         RuntimeId::Container => "a detached vclab container (no launcher process kept) with new PID, mount, UTS, IPC, network (loopback only) and cgroup namespaces over an overlay of the lab rootfs; it has no limits, so no cgroup of its own: its memory is accounted in one shared `vclab` memory cgroup below the harness's",
         RuntimeId::Runc | RuntimeId::Crun => "`run --detach` of an OCI bundle over the same rootfs (PID, IPC, UTS, mount and network namespaces), a cgroup of its own in every controller, no runtime process kept",
-        RuntimeId::MicrovmUnikernel | RuntimeId::MicrovmUnikernelUart => "`vclab-vmm` running the unikernel in idle mode: 1 vCPU on the VMM's main thread, guest RAM on small pages",
+        RuntimeId::MicrovmUnikernel | RuntimeId::MicrovmUnikernelUart | RuntimeId::MicrovmUnikernelRestore => "`vclab-vmm` running the unikernel in idle mode: 1 vCPU on the VMM's main thread, guest RAM on small pages",
         RuntimeId::QemuMicrovm | RuntimeId::Firecracker | RuntimeId::CloudHypervisor => "the peer VMM running the same unikernel in idle mode, 1 vCPU",
         RuntimeId::MicrovmLinux | RuntimeId::QemuMicrovmLinux | RuntimeId::VmDistro => "a Linux guest booted to its idle init",
     }

@@ -36,6 +36,8 @@ pub struct Env {
     pub harness: Option<Arc<Harness>>,
     /// The io kernel's disk image of this run (`None`: io cases are skipped).
     pub io_disk: Option<PathBuf>,
+    /// The unikernel snapshot the restore row restores, or why there is none.
+    pub snapshot: Result<PathBuf, String>,
 }
 
 impl Env {
@@ -52,6 +54,7 @@ impl Env {
             instance_cpu: None,
             harness: None,
             io_disk: None,
+            snapshot: Err("no snapshot was taken for this run".into()),
         }
     }
 

@@ -82,6 +82,9 @@ ids! {
     /// `vclab-vmm` of the unikernel with the lab device hidden: the UART path
     /// and stdout timing of the peer VMMs.
     MicrovmUnikernelUart => "microvm-unikernel-uart", Vm;
+    /// `vclab-vmm --restore` of a unikernel snapshot taken at its ready signal, timed to the
+    /// guest's first lab-device event after the restore (it asks for its parameters).
+    MicrovmUnikernelRestore => "microvm-unikernel-restore", Vm;
     /// QEMU microvm booting the unikernel through PVH.
     QemuMicrovm => "qemu-microvm", PeerVmm;
     /// Firecracker booting the unikernel.
@@ -115,6 +118,11 @@ impl RuntimeId {
                 RuntimeId::QemuMicrovm,
                 RuntimeId::CloudHypervisor,
             ],
+            RuntimeId::MicrovmUnikernelRestore => &[
+                RuntimeId::Firecracker,
+                RuntimeId::QemuMicrovm,
+                RuntimeId::MicrovmUnikernel,
+            ],
             RuntimeId::MicrovmLinux | RuntimeId::VmDistro => &[RuntimeId::QemuMicrovmLinux],
             _ => &[],
         }
@@ -131,6 +139,7 @@ impl RuntimeId {
             RuntimeId::MicrovmUnikernel | RuntimeId::MicrovmLinux | RuntimeId::VmDistro => {
                 StartClock::LabDevice
             }
+            RuntimeId::MicrovmUnikernelRestore => StartClock::RestoredParams,
             RuntimeId::MicrovmUnikernelUart
             | RuntimeId::QemuMicrovm
             | RuntimeId::Firecracker

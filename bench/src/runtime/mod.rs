@@ -64,13 +64,17 @@ pub enum StartClock {
     ConsoleReadyLine,
     /// The Linux kernel's init handoff (the VMM's stamp, else the console line).
     InitHandoff,
+    /// A restored unikernel's first lab-device event: it asks for its parameters (the VMM's
+    /// guest_params_ns), its first useful work after the restore.
+    RestoredParams,
 }
 
 impl StartClock {
     /// Every clock, in the order the reports explain them.
-    pub const ALL: [StartClock; 4] = [
+    pub const ALL: [StartClock; 5] = [
         StartClock::WorkloadEntry,
         StartClock::LabDevice,
+        StartClock::RestoredParams,
         StartClock::ConsoleReadyLine,
         StartClock::InitHandoff,
     ];
@@ -80,6 +84,7 @@ impl StartClock {
         match self {
             StartClock::WorkloadEntry => "process entry",
             StartClock::LabDevice => "lab device",
+            StartClock::RestoredParams => "restored: params",
             StartClock::ConsoleReadyLine => "UART line",
             StartClock::InitHandoff => "init handoff",
         }
@@ -90,6 +95,7 @@ impl StartClock {
         match self {
             StartClock::WorkloadEntry => "launch (CLOCK_MONOTONIC before spawn) to the workload's own start_monotonic_ns at process entry; containers share the host's clock",
             StartClock::LabDevice => "launch (CLOCK_MONOTONIC before spawning `vclab-vmm`) to the guest's ready write to the lab device (one VM exit; the VMM's guest_ready_ns put on the harness's clock through its origin_monotonic_ns)",
+            StartClock::RestoredParams => "launch (CLOCK_MONOTONIC before spawning `vclab-vmm --restore`) to the restored guest's request for its parameters on the lab device, its first work after the restore (the VMM's guest_params_ns on the harness's clock)",
             StartClock::ConsoleReadyLine => "launch to the moment the unikernel's {\"ready\":true} line, written byte by byte to the UART (one VM exit per byte), reached the harness through the VMM's stdout",
             StartClock::InitHandoff => "launch to the Linux kernel's init handoff (\"Run /init as init process\"), as far as a Linux guest gets on kvm_pvm",
         }
@@ -214,6 +220,7 @@ pub fn of(id: RuntimeId) -> Box<dyn Runtime> {
         RuntimeId::Crun => Box::new(oci_peer::OciPeer::crun()),
         RuntimeId::MicrovmUnikernel => Box::new(vm::VclabVm::unikernel(true)),
         RuntimeId::MicrovmUnikernelUart => Box::new(vm::VclabVm::unikernel(false)),
+        RuntimeId::MicrovmUnikernelRestore => Box::new(vm::VclabVm::restore()),
         RuntimeId::MicrovmLinux => Box::new(vm::VclabVm::linux()),
         RuntimeId::VmDistro => Box::new(vm::VclabVm::distro()),
         RuntimeId::QemuMicrovm => Box::new(peer_vmm::PeerVmm::qemu()),

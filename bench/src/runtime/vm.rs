@@ -27,6 +27,9 @@ pub const LINUX_TIMEOUT: Duration = Duration::from_secs(430);
 enum Guest {
     /// The unikernel; `lab` gives it the lab control device.
     Unikernel { lab: bool },
+    /// The unikernel restored from the run's snapshot (taken at its ready signal); its
+    /// workload parameters come from the lab device after the restore.
+    Restored,
     /// The micro-VM Linux kernel (`vmlinux`) with the initramfs.
     Linux,
     /// Debian's cloud kernel with the initramfs.
@@ -49,6 +52,14 @@ impl VclabVm {
                 RuntimeId::MicrovmUnikernelUart
             },
             guest: Guest::Unikernel { lab },
+        }
+    }
+
+    /// The unikernel restored from the run's snapshot.
+    pub fn restore() -> Self {
+        VclabVm {
+            id: RuntimeId::MicrovmUnikernelRestore,
+            guest: Guest::Restored,
         }
     }
 
@@ -139,6 +150,11 @@ impl Runtime for VclabVm {
             Guest::Unikernel { .. } => {
                 first_reason(&[env.vm_works(), need(env.artifact("unikernel"))])
             }
+            Guest::Restored => first_reason(&[
+                env.vm_works(),
+                need(env.artifact("unikernel")),
+                env.snapshot.as_ref().map(|_| ()).map_err(Clone::clone),
+            ]),
             Guest::Linux => linux_skip(env, "vmlinux"),
             Guest::Distro if env.pvm() => Some(
                 "Debian's cloud kernel cannot boot on kvm_pvm: its INT3 self-test stops the boot \
@@ -150,12 +166,17 @@ impl Runtime for VclabVm {
     }
 
     fn boot_only(&self, env: &Env) -> bool {
-        !matches!(self.guest, Guest::Unikernel { .. }) && !env.linux_userspace()
+        !matches!(self.guest, Guest::Unikernel { .. } | Guest::Restored) && !env.linux_userspace()
     }
 
     fn io_skip(&self, env: &Env) -> Option<String> {
         match self.guest {
             Guest::Unikernel { .. } => env.io_disk().err(),
+            Guest::Restored => Some(
+                "snapshots of a VM with a virtio disk are not supported yet (its queue state is \
+                 not saved)"
+                    .into(),
+            ),
             Guest::Linux | Guest::Distro => Some(
                 "the Linux guest's init does not run the io kernel on /dev/vda yet (and on kvm_pvm \
                  its userspace cannot run at all)"
@@ -196,6 +217,17 @@ impl Runtime for VclabVm {
                 argv.push("--json".into());
                 Ok(Launch::argv(env, argv))
             }
+            Guest::Restored => {
+                // The snapshot's guest, memory size and command line; the workload's
+                // parameters reach the guest through the lab device after the restore.
+                let dir = env.snapshot.as_ref().map_err(|e| setup(e.clone()))?;
+                argv.push("--restore".into());
+                argv.push(dir.into());
+                argv.extend(["--restore-mode", "mmap", "--cmdline-after-restore"].map(Into::into));
+                argv.push(cmdline.into());
+                argv.extend(["--console", "off", "--json"].map(Into::into));
+                Ok(Launch::argv(env, argv))
+            }
             Guest::Linux | Guest::Distro => {
                 let kernel = if self.guest == Guest::Linux {
                     "vmlinux"
@@ -227,6 +259,13 @@ impl Runtime for VclabVm {
         opts: &HoldOptions,
         seq: u64,
     ) -> Result<Box<dyn Held>, FailureReport> {
+        if self.guest == Guest::Restored {
+            return Err(fail(
+                Failure::SetupFailed,
+                "microvm-unikernel-restore is not held in density ramps yet (a restored guest is \
+                 past the ready line a hold waits for): use microvm-unikernel",
+            ));
+        }
         let mut launch = self.launch(env, &Workload::Idle, seq)?;
         if let Some(mib) = opts.guest_mib {
             launch
@@ -265,6 +304,11 @@ impl Runtime for VclabVm {
         let start = match self.guest {
             Guest::Unikernel { lab: false } => {
                 obs.line_time(READY_LINE).map(|t| t.as_secs_f64() * 1e3)
+            }
+            // A restored guest is past its ready signal: its first useful work is asking the
+            // lab device for its parameters.
+            Guest::Restored => {
+                vm_report::since_launch_ms(report, report.guest_params_ns, obs.launch_monotonic_ns)
             }
             _ => vm_report::since_launch_ms(report, report.guest_ready_ns, obs.launch_monotonic_ns),
         };
@@ -330,5 +374,36 @@ mod tests {
         assert!(VclabVm::linux().io_skip(&env).is_some());
         let no_image = env_with(&[("unikernel", &uk)], None);
         assert!(VclabVm::unikernel(true).io_skip(&no_image).is_some());
+    }
+
+    #[test]
+    fn the_restore_row_restores_the_run_snapshot_with_the_workload_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let uk = dir.path().join("uk.elf");
+        std::fs::write(&uk, b"").unwrap();
+        let mut env = env_with(&[("unikernel", &uk)], Some("/var/tmp/vclab-io-3.img"));
+        let row = VclabVm::restore();
+        let cpu = Workload::Run(WorkloadSpec {
+            kernel: "cpu".into(),
+            size: 4096,
+            iterations: 2,
+            seed: 3,
+        });
+        // No snapshot taken: the launch fails with the reason, nothing is spawned.
+        env.snapshot = Err("the snapshot boot failed".into());
+        let e = row.launch(&env, &cpu, 1).unwrap_err();
+        assert!(e.detail.contains("the snapshot boot failed"), "{e:?}");
+        env.snapshot = Ok("/run/vclab/harness-1/snapshot".into());
+        let argv = words(&row.launch(&env, &cpu, 1).unwrap().spawn.argv);
+        let at = |flag: &str| argv[argv.iter().position(|a| a == flag).unwrap() + 1].clone();
+        assert_eq!(at("--restore"), "/run/vclab/harness-1/snapshot");
+        assert_eq!(at("--restore-mode"), "mmap");
+        assert!(
+            at("--cmdline-after-restore").starts_with("vclab.kernel=cpu vclab.size=4096"),
+            "{argv:?}"
+        );
+        assert!(!argv.iter().any(|a| a == "--kernel" || a == "--disk"));
+        assert!(row.io_skip(&env).is_some(), "no disk in a snapshot yet");
+        assert!(!row.boot_only(&env));
     }
 }
