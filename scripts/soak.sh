@@ -507,7 +507,7 @@ kill_matrix() {
 # ---- load ----
 
 # What a lost race says: a lock, an id or directory that exists, EBUSY.
-COLLISION='lock|already exists|File exists|EEXIST|resource busy|address already in use'
+COLLISION='\block(ed|ing)?\b|already exists|File exists|EEXIST|resource busy|address already in use'
 
 # together COUNT NAME COMMAND...: COUNT copies at once (COMMAND gets the copy's results dir as its
 # last argument); every copy must exit 0.
