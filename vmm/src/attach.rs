@@ -87,18 +87,6 @@ pub fn open(specs: &[DiskSpec], files: &[Arc<File>]) -> Result<Opened, Error> {
     Ok(Opened(disks))
 }
 
-impl Opened {
-    /// No disks.
-    pub fn none() -> Opened {
-        Opened(Vec::new())
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// The attached devices and their I/O thread.
 pub struct Disks {
     transports: Vec<Arc<Mutex<MmioTransport>>>,

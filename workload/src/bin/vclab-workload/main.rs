@@ -80,7 +80,7 @@ fn run_io(params: &Params, path: &Path, start_monotonic_ns: u64) -> Result<(), S
     let mut disk = disk::FileDisk::open(path).map_err(|e| e.to_string())?;
     if !disk.direct() {
         eprintln!(
-            "vclab-workload: {}: O_DIRECT refused by its filesystem (tmpfs?): reading buffered,              through the page cache (\"direct\":false)",
+            "vclab-workload: {}: O_DIRECT refused by its filesystem (tmpfs?): reading buffered, through the page cache (\"direct\":false)",
             path.display()
         );
     }
